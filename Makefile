@@ -1,0 +1,85 @@
+# agent-platform: one entry point for the platform (Pulumi) and the agent service.
+#
+#   make up STACK=dev        create/select the stack and deploy it (Pulumi CLI + AWS credentials)
+#   make render STACK=dev    the offline plan: resources.json + manifests/ (no CLI, no AWS)
+#   make serve               run the agent service locally on its embedded defaults
+#   make test                every test (starts local PostgreSQL and Redis)
+#
+# `venv` is the same virtualenv Pulumi.yaml names, so the CLI and the tests share it.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+OUT ?= out/$(STACK)
+# Local file backend unless the user points Pulumi elsewhere (Pulumi Cloud, S3, ...).
+PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi
+export PULUMI_BACKEND_URL
+
+# Loopback servers for the service tests (scripts/local-services.sh).
+PG_PORT ?= 5433
+REDIS_PORT ?= 6390
+export PG_PORT REDIS_PORT
+export TEST_DATABASE_URL ?= postgresql+asyncpg://agent:agent@127.0.0.1:$(PG_PORT)/agent
+export TEST_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+
+.PHONY: setup up preview destroy render serve test test-infra test-service services services-stop bench lint image-smoke clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt service/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed ## create ./venv with the program, the service and the test tools
+
+# --- the platform ---------------------------------------------------------------------------
+pulumi-stack: setup
+	@command -v pulumi >/dev/null || { echo "error: the Pulumi CLI is required for this target: https://www.pulumi.com/docs/install/" >&2; exit 1; }
+	pulumi login "$(PULUMI_BACKEND_URL)"
+	pulumi stack select --create "$(STACK)"
+
+up: pulumi-stack ## deploy STACK (default dev)
+	pulumi up --stack "$(STACK)" --yes
+
+preview: pulumi-stack ## preview STACK
+	pulumi preview --stack "$(STACK)" --diff
+
+destroy: pulumi-stack ## destroy STACK (see README "Destroying a stack")
+	pulumi destroy --stack "$(STACK)" --yes
+
+render: setup ## offline plan of STACK into OUT (default out/STACK)
+	$(PY) -m infra render --stack "$(STACK)" --out "$(OUT)"
+
+# --- the service ----------------------------------------------------------------------------
+serve: setup ## the agent service on http://127.0.0.1:8000 (embedded SQLite, in-process cache)
+	cd service && API_KEYS="$${API_KEYS:-dev-key}" ../$(PY) -m agent_service
+
+services: ## start loopback PostgreSQL and Redis for the tests
+	bash scripts/local-services.sh start
+
+services-stop:
+	bash scripts/local-services.sh stop
+
+# --- checks ---------------------------------------------------------------------------------
+# pytest exits 5 when it collects nothing: that is a failure here, not a pass.
+test: setup services ## every test
+	$(PY) -m pytest
+
+test-infra: setup
+	$(PY) -m pytest tests/infra
+
+test-service: setup services
+	$(PY) -m pytest tests/service
+
+bench: setup services ## load, capacity and fault benchmarks (prints figures)
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint service/Dockerfile
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
