@@ -1,0 +1,1 @@
+"""HTTP layer: thin routers over the core services, JSON errors, request middleware."""

@@ -1,0 +1,166 @@
+"""Sessions and chat."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Row
+
+from ..core.chat import ChatResult, ChatService, ChatTurn
+from ..core.errors import ServiceError
+from ..core.models import ModelError
+from .deps import Chat, Owner, Sessions
+from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR
+from .schemas import (
+    ChatReply,
+    Message,
+    MessageCreate,
+    MessagePage,
+    ModelInfo,
+    Session,
+    SessionCreate,
+    SessionEnded,
+)
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=COMMON_ERRORS)
+NOT_FOUND = {404: {**ERROR, "description": "Unknown session"}}
+ID_ERRORS = {422: {**ERROR, "description": "Invalid id"}}
+
+
+def session_out(row: Row) -> Session:
+    return Session(
+        id=row.id,
+        agent_type=row.agent_type,
+        status="ended" if row.ended_at else "active",
+        user_id=row.user_id,
+        metadata=row.meta,
+        created_at=row.created_at,
+        ended_at=row.ended_at,
+        message_count=row.message_count,
+    )
+
+
+def message_out(row: Row) -> Message:
+    return Message(id=row.id, role=row.role, content=row.content, created_at=row.created_at)
+
+
+def reply_out(session_id: uuid.UUID, result: ChatResult, chat: ChatService) -> ChatReply:
+    return ChatReply(
+        session_id=session_id,
+        message=message_out(result.message),
+        reply=message_out(result.reply),
+        model=ModelInfo(backend=chat.model.name, model=chat.model.model),
+        cached=result.cached,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Session,
+    responses=BODY_ERRORS,
+    summary="Start a session (503 with Retry-After when this pod is at its session cap)",
+)
+async def create_session(
+    owner: Owner, sessions: Sessions, response: Response, body: SessionCreate | None = None
+) -> Session:
+    body = body or SessionCreate()
+    row = await sessions.create(owner, body.user_id, body.metadata)
+    response.headers["Location"] = f"/v1/sessions/{row.id}"
+    return session_out(row)
+
+
+@router.get("/{session_id}", response_model=Session, responses={**NOT_FOUND, **ID_ERRORS})
+async def get_session(session_id: uuid.UUID, owner: Owner, sessions: Sessions) -> Session:
+    return session_out(await sessions.get(owner, session_id))
+
+
+@router.delete(
+    "/{session_id}",
+    response_model=SessionEnded,
+    responses={
+        **NOT_FOUND,
+        **ID_ERRORS,
+        409: {**ERROR, "description": "Session already ended"},
+    },
+    summary="End a session (its history stays readable)",
+)
+async def end_session(session_id: uuid.UUID, owner: Owner, sessions: Sessions) -> SessionEnded:
+    row = await sessions.end(owner, session_id)
+    return SessionEnded(
+        id=row.id,
+        status="ended",
+        duration_seconds=round((row.ended_at - row.created_at).total_seconds(), 3),
+        message_count=row.message_count,
+        ended_at=row.ended_at,
+    )
+
+
+def _sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[str]:
+    try:
+        async for item in chat.stream(turn):
+            if isinstance(item, ChatResult):
+                done = reply_out(turn.session_id, item, chat)
+                yield _sse("done", done.model_dump(mode="json"))
+            else:
+                yield _sse("token", {"delta": item})
+    except (ModelError, ServiceError) as exc:
+        # Headers are gone already; the error travels as the stream's last event.
+        yield _sse("error", {"error": {"code": exc.code, "message": str(exc)}})
+
+
+@router.post(
+    "/{session_id}/messages",
+    response_model=ChatReply,
+    responses={
+        **NOT_FOUND,
+        **BODY_ERRORS,
+        200: {
+            "description": "The reply; with `Accept: text/event-stream`, Server-Sent Events: "
+            "`token` events `{delta}`, then `done` with this body (or `error`).",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        409: {**ERROR, "description": "A message is already running, or the session ended"},
+        502: {**ERROR, "description": "The model backend failed"},
+        504: {**ERROR, "description": "The model backend timed out"},
+    },
+    summary="Send a message; the model sees the session's recent history",
+)
+async def send_message(
+    session_id: uuid.UUID, body: MessageCreate, owner: Owner, chat: Chat, request: Request
+) -> ChatReply | StreamingResponse:
+    turn = await chat.begin(owner, session_id, body.content)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _events(turn, chat),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return reply_out(session_id, await chat.reply(turn), chat)
+
+
+@router.get(
+    "/{session_id}/messages",
+    response_model=MessagePage,
+    responses={**NOT_FOUND, **ID_ERRORS},
+    summary="The session's messages, oldest first",
+)
+async def list_messages(
+    session_id: uuid.UUID,
+    owner: Owner,
+    sessions: Sessions,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[int | None, Query(ge=0, description="Message id to continue after")] = None,
+) -> MessagePage:
+    rows = await sessions.messages(owner, session_id, after, limit + 1)
+    items = [message_out(r) for r in rows[:limit]]
+    return MessagePage(items=items, next_after=items[-1].id if len(rows) > limit else None)

@@ -1,0 +1,146 @@
+"""The FastAPI app factory; the lifespan owns every pool and client (on app.state)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import errors, probes, sessions, stats, tasks
+from .api.middleware import RequestMiddleware
+from .config import ConfigError, Settings, load_settings
+from .core.active import ActiveSessions
+from .core.auth import ApiKeys
+from .core.cache import ResponseCache
+from .core.chat import ChatService
+from .core.lifecycle import Lifecycle
+from .core.locks import SessionLocks
+from .core.metrics import Metrics
+from .core.models import create_backend
+from .core.queue import LocalTaskQueue, RedisTaskQueue
+from .core.ratelimit import RateLimiter
+from .core.redis import RedisGate, create_redis
+from .core.sessions import SessionService
+from .core.tasks import TaskExecutor, TaskService
+from .migrate import upgrade
+from .storage.db import create_engine
+from .storage.repositories import SessionRepository, TaskRepository
+from .storage.secrets import SecretCredentials
+from .worker import LocalWorker
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open pools and build the services; on shutdown drain, stop workers, close pools last."""
+    state = app.state
+    settings: Settings = state.settings
+    secrets = state.secrets or (
+        SecretCredentials(settings.db_secret_arn, settings.aws_region)
+        if settings.db_secret_arn
+        else None
+    )
+    engine = create_engine(settings, secrets)
+    if settings.embedded:
+        # Only the embedded SQLite default migrates itself; PostgreSQL is migrated by the
+        # platform's Job (`python -m agent_service.migrate`) before the API rolls out.
+        await upgrade(engine)
+    redis = None
+    if settings.redis_url:
+        redis = RedisGate(
+            create_redis(settings.redis_url, settings.redis_timeout, settings.redis_max_connections)
+        )
+    model = state.model or create_backend(settings)
+    metrics: Metrics = state.metrics
+    active = ActiveSessions(settings.max_concurrent_sessions, settings.session_idle_seconds)
+    metrics.track_sessions(active.count)
+    cache = ResponseCache(settings.cache_ttl, metrics, redis)
+    session_repo, task_repo = SessionRepository(engine), TaskRepository(engine)
+    lock_ttl = settings.model_timeout * (settings.model_max_retries + 1) + 30
+    queue = RedisTaskQueue(redis.client) if redis else LocalTaskQueue()
+
+    state.engine, state.redis, state.active, state.cache = engine, redis, active, cache
+    state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
+    state.sessions = SessionService(
+        session_repo, active, state.lifecycle, settings.agent_type, settings.pod_name
+    )
+    state.chat = ChatService(
+        session_repo,
+        model,
+        cache,
+        SessionLocks(lock_ttl, redis),
+        active,
+        settings.history_messages,
+    )
+    state.tasks = TaskService(task_repo, queue, metrics)
+    local_worker = None
+    if isinstance(queue, LocalTaskQueue):
+        executor = TaskExecutor(
+            task_repo,
+            model,
+            cache,
+            metrics,
+            worker=f"{settings.pod_name}-api",
+            agent_type=settings.agent_type,
+            max_attempts=settings.task_max_attempts,
+        )
+        local_worker = LocalWorker(queue, executor, settings.worker_concurrency)
+        await local_worker.start()
+    log.info(
+        "agent service started",
+        extra={
+            "database": "sqlite" if settings.embedded else "postgresql",
+            "redis": redis is not None,
+            "model_backend": model.name,
+            "model": model.model,
+        },
+    )
+    try:
+        yield
+    finally:
+        state.lifecycle.start_draining()
+        if local_worker is not None:
+            await local_worker.stop()
+        await model.aclose()
+        if redis is not None:
+            await redis.close()
+        await engine.dispose()
+        log.info("agent service stopped")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model: object | None = None,
+    secrets: SecretCredentials | None = None,
+) -> FastAPI:
+    """Build the app. `model` and `secrets` let tests inject a backend or a credentials source."""
+    settings = settings or load_settings()
+    if not settings.api_key_list:
+        raise ConfigError("invalid environment: API_KEYS: required (comma-separated client keys)")
+    app = FastAPI(
+        title="agent-service",
+        version=__version__,
+        description="Sessions, chat and background tasks of the agent platform.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.lifecycle = Lifecycle()
+    app.state.metrics = Metrics()
+    app.state.api_keys = ApiKeys(settings.api_key_list)
+    app.state.model = model
+    app.state.secrets = secrets
+    errors.install(app)
+    for module in (probes, sessions, tasks, stats):
+        app.include_router(module.router)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=app.state.metrics,
+        lifecycle=app.state.lifecycle,
+        max_body=settings.max_request_bytes,
+    )
+    return app

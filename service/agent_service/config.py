@@ -1,0 +1,183 @@
+"""Service settings: the environment contract with the platform, typed and validated in one place.
+
+Each field reads the environment variable of the same name in upper case (PORT, DATABASE_URL,
+REDIS_URL, MODEL_BACKEND, API_KEYS, ...). The README's "The agent service" section has the table
+of variables and defaults; the defaults below are the source of truth.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from limits import parse
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_IDS = {
+    "local": "local-echo-1",
+    "openai": "gpt-4o-mini",
+    "bedrock": "anthropic.claude-3-haiku-20240307-v1:0",
+}
+
+
+def _default_sqlite_path() -> str:
+    # /tmp is the one writable place under a read-only root filesystem (an emptyDir in k8s).
+    return str(Path(tempfile.gettempdir()) / "agent-service" / "agent.db")
+
+
+class Settings(BaseSettings):
+    """All configuration of the API, the worker and the migration command."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, protected_namespaces=()
+    )
+
+    port: int = Field(8000, ge=1, le=65535)
+    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on its pod IP
+    agent_type: str = Field("conversational", min_length=1, max_length=64)
+    max_concurrent_sessions: int = Field(100, ge=1, le=100_000)
+    session_idle_seconds: int = Field(1800, ge=1)
+
+    database_url: str | None = None
+    sqlite_path: str = Field(default_factory=_default_sqlite_path)
+    db_secret_arn: str | None = None
+    db_host: str | None = None
+    db_port: int = Field(5432, ge=1, le=65535)
+    db_name: str = "agent"
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
+    db_pool_size: int = Field(10, ge=1, le=500)
+    db_max_overflow: int = Field(10, ge=0, le=500)
+    db_pool_timeout: float = Field(5.0, gt=0)
+    db_connect_timeout: float = Field(5.0, gt=0)
+    db_command_timeout: float = Field(10.0, gt=0)
+    db_pool_pre_ping: bool = True
+    aws_region: str | None = None
+
+    redis_url: str | None = None
+    redis_timeout: float = Field(1.0, gt=0)
+    redis_max_connections: int = Field(64, ge=1, le=10_000)
+
+    model_backend: Literal["local", "openai", "bedrock"] = "local"
+    model_url: str | None = None
+    model_api_key: SecretStr | None = None
+    model_id: str | None = None
+    model_timeout: float = Field(30.0, gt=0)
+    model_max_retries: int = Field(2, ge=0, le=10)
+    model_max_connections: int = Field(200, ge=1, le=10_000)
+    model_max_tokens: int = Field(1024, ge=1, le=200_000)
+    history_messages: int = Field(20, ge=0, le=1000)
+
+    api_keys: SecretStr = SecretStr("")
+    rate_limit: str = "100/minute"
+    cache_ttl: int = Field(300, ge=0)
+    max_request_bytes: int = Field(262_144, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    task_reclaim_idle_seconds: float = Field(60.0, gt=0)
+    task_max_attempts: int = Field(3, ge=1, le=100)
+    worker_concurrency: int = Field(8, ge=1, le=1000)
+
+    shutdown_drain_seconds: float = Field(5.0, ge=0)
+    shutdown_timeout_seconds: float = Field(20.0, ge=0)
+    pod_name: str = Field(default_factory=lambda: os.environ.get("HOSTNAME") or "local")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("model_backend", mode="before")
+    @classmethod
+    def _lower_backend(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url", "redis_url", "db_secret_arn", "model_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith(("postgres://", "postgresql://")):
+            # The platform may hand over a plain libpq URL; the async driver is ours to choose.
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "must be a postgresql:// URL (leave it unset for the embedded SQLite database)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss:// (TLS)")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like '100/minute' (per second|minute|hour|day)") from None
+        return value
+
+    @property
+    def resolved_model_id(self) -> str:
+        """MODEL_ID, or the backend's default."""
+        return self.model_id or DEFAULT_MODEL_IDS[self.model_backend]
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The configured client keys (never logged)."""
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def embedded(self) -> bool:
+        """True when no PostgreSQL is configured: the SQLite file is migrated on start."""
+        return self.database_url is None and self.db_secret_arn is None
+
+    def check_consistency(self) -> None:
+        """Cross-field rules pydantic cannot express per field; raises ConfigError."""
+        if self.db_secret_arn and not self.db_host:
+            raise ConfigError("DB_HOST: required when DB_SECRET_ARN is set (the RDS endpoint)")
+        if self.model_backend == "openai" and not self.model_url:
+            raise ConfigError(
+                "MODEL_URL: required when MODEL_BACKEND=openai "
+                "(an OpenAI-compatible base URL such as https://api.openai.com/v1)"
+            )
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line naming the variable."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad variable: its name, the value given and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        name = str(err["loc"][0]).upper() if err["loc"] else "environment"
+        given = err.get("input")
+        shown = "" if name in {"API_KEYS", "MODEL_API_KEY"} else f"={given!r}"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"invalid environment: {name}{shown}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus explicit overrides); raise ConfigError with a clear message."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    settings.check_consistency()
+    return settings

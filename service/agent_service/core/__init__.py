@@ -1,0 +1,1 @@
+"""Plain services: sessions, chat, tasks, model backends and the Redis-or-memory building blocks."""

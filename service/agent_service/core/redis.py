@@ -1,0 +1,65 @@
+"""The shared Redis client and a small circuit breaker for the uses that can do without Redis."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# What a Redis call raises when the server is down, slow or unreachable.
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+def create_redis(url: str, timeout: float, max_connections: int) -> redis.Redis:
+    """One pooled client per process; TLS and the auth token come from the URL (rediss://)."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,  # wait for a free pooled connection at most this long
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=15,
+        # redis-py's default retries back off for seconds; a request cannot wait that long.
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+class RedisGate:
+    """Redis plus an 'is it worth trying' flag.
+
+    After a failure, optional uses (cache, locks, rate limit) skip Redis for `cooldown` seconds
+    and use their fallback, so an outage costs one timeout, not one per request. The next
+    attempt after the cooldown finds out whether Redis is back: recovery needs no restart.
+    """
+
+    def __init__(self, client: redis.Redis, cooldown: float = 1.0) -> None:
+        self.client = client
+        self._cooldown = cooldown
+        self._down_until = 0.0
+        self._down = False
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + self._cooldown
+        if not self._down:
+            self._down = True
+            log.warning("redis unavailable; using fallbacks", extra={"error": repr(exc)})
+
+    def succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("redis available again")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()

@@ -1,0 +1,1 @@
+"""Storage: database engine, tables, repositories and Secrets Manager credentials."""

@@ -1,0 +1,108 @@
+"""The async engine: PostgreSQL (asyncpg, optionally with Secrets Manager credentials) or the
+embedded SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..config import Settings
+from .secrets import SecretCredentials
+
+# SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification).
+AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
+
+
+def _pool_args(settings: Settings) -> dict:
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_pre_ping": settings.db_pool_pre_ping,
+        "pool_recycle": 1800,
+    }
+
+
+def _asyncpg_args(settings: Settings) -> dict:
+    return {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_command_timeout,
+        "server_settings": {"application_name": "agent-service"},
+    }
+
+
+def create_engine(settings: Settings, secrets: SecretCredentials | None = None) -> AsyncEngine:
+    """The engine the settings describe (see Settings.embedded for which one)."""
+    if settings.db_secret_arn:
+        if secrets is None:
+            secrets = SecretCredentials(settings.db_secret_arn, settings.aws_region)
+        return _secret_engine(settings, secrets)
+    if settings.database_url:
+        return create_async_engine(
+            settings.database_url, connect_args=_asyncpg_args(settings), **_pool_args(settings)
+        )
+    return _sqlite_engine(settings.sqlite_path)
+
+
+def _secret_engine(settings: Settings, secrets: SecretCredentials) -> AsyncEngine:
+    connect_args = _asyncpg_args(settings)
+
+    async def connect() -> asyncpg.Connection:
+        creds = await secrets.get()
+
+        async def attempt(user: str, password: str) -> asyncpg.Connection:
+            return await asyncpg.connect(
+                host=settings.db_host,
+                port=settings.db_port,
+                database=settings.db_name,
+                user=user,
+                password=password,
+                ssl=settings.db_sslmode,
+                **connect_args,
+            )
+
+        try:
+            return await attempt(creds.username, creds.password)
+        except AUTH_ERRORS:
+            # The secret was rotated since we read it: read it again, once.
+            fresh = await secrets.refresh(creds)
+            return await attempt(fresh.username, fresh.password)
+
+    engine = create_async_engine(
+        "postgresql+asyncpg://", async_creator=connect, **_pool_args(settings)
+    )
+    engine.sync_engine.info["secrets"] = secrets
+    return engine
+
+
+def _sqlite_engine(path: str) -> AsyncEngine:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 10}, pool_pre_ping=False
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: object, _record: object) -> None:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        # WAL lets readers and the single writer proceed together; busy_timeout waits for locks.
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=10000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    return engine
+
+
+async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:
+    """Round trip to the database; raises when it is unreachable."""
+    async with asyncio.timeout(timeout):
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

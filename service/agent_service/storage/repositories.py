@@ -1,0 +1,317 @@
+"""Repositories: every SQL statement the service runs, one short transaction each."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .tables import messages, sessions, tasks
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SessionRepository:
+    """Sessions and their messages, always scoped to the owning API key."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self,
+        *,
+        session_id: uuid.UUID,
+        owner: str,
+        agent_type: str,
+        user_id: str | None,
+        meta: dict[str, Any] | None,
+        pod: str,
+    ) -> Row:
+        now = utcnow()
+        values = {
+            "id": session_id,
+            "owner": owner,
+            "agent_type": agent_type,
+            "user_id": user_id,
+            "meta": meta,
+            "created_by": pod,
+            "created_at": now,
+            "last_activity_at": now,
+            "ended_at": None,
+            "message_count": 0,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(sessions).values(values))
+        return record_of(values)
+
+    async def get(self, session_id: uuid.UUID, owner: str) -> Row | None:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(
+                select(sessions).where(sessions.c.id == session_id, sessions.c.owner == owner)
+            )
+            return result.first()
+
+    async def end(self, session_id: uuid.UUID, owner: str) -> Row | None:
+        """Mark the session ended once; None when it is unknown or already ended."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(
+                    sessions.c.id == session_id,
+                    sessions.c.owner == owner,
+                    sessions.c.ended_at.is_(None),
+                )
+                .values(ended_at=utcnow())
+                .returning(*sessions.c)
+            )
+            return result.first()
+
+    async def load_for_chat(
+        self, session_id: uuid.UUID, owner: str, history: int
+    ) -> tuple[Row | None, list[Row]]:
+        """The session and its last `history` messages (oldest first), in one checkout."""
+        async with self._engine.connect() as conn:
+            session = (
+                await conn.execute(
+                    select(sessions.c.id, sessions.c.ended_at, sessions.c.agent_type).where(
+                        sessions.c.id == session_id, sessions.c.owner == owner
+                    )
+                )
+            ).first()
+            if session is None or session.ended_at is not None or history == 0:
+                return session, []
+            rows = (
+                await conn.execute(
+                    select(messages.c.role, messages.c.content)
+                    .where(messages.c.session_id == session_id)
+                    .order_by(messages.c.id.desc())
+                    .limit(history)
+                )
+            ).all()
+            rows.reverse()
+            return session, rows
+
+    async def append_exchange(
+        self, session_id: uuid.UUID, user_content: str, reply: str
+    ) -> Sequence[Row]:
+        """Store the user's message and the reply together; returns both rows."""
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                insert(messages).returning(
+                    messages.c.id,
+                    messages.c.role,
+                    messages.c.content,
+                    messages.c.created_at,
+                    sort_by_parameter_order=True,
+                ),
+                [
+                    {
+                        "session_id": session_id,
+                        "role": "user",
+                        "content": user_content,
+                        "created_at": now,
+                    },
+                    {
+                        "session_id": session_id,
+                        "role": "assistant",
+                        "content": reply,
+                        "created_at": now,
+                    },
+                ],
+            )
+            rows = result.all()
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(message_count=sessions.c.message_count + 2, last_activity_at=now)
+            )
+        return rows
+
+    async def list_messages(
+        self, session_id: uuid.UUID, owner: str, after: int | None, limit: int
+    ) -> list[Row] | None:
+        """A page of messages in order, after message id `after`; None for an unknown session."""
+        async with self._engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    select(sessions.c.id).where(
+                        sessions.c.id == session_id, sessions.c.owner == owner
+                    )
+                )
+            ).first()
+            if found is None:
+                return None
+            query = select(
+                messages.c.id, messages.c.role, messages.c.content, messages.c.created_at
+            ).where(messages.c.session_id == session_id)
+            if after is not None:
+                query = query.where(messages.c.id > after)
+            rows = await conn.execute(query.order_by(messages.c.id).limit(limit))
+            return list(rows.all())
+
+
+class TaskConflict(Exception):
+    """The idempotency key was used before with a different request."""
+
+
+class TaskRepository:
+    """Task rows; state changes are conditional updates so each happens exactly once."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self,
+        *,
+        owner: str,
+        prompt: str,
+        priority: str,
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> tuple[Row, bool]:
+        """Insert a queued task; with a known idempotency key return the first one instead.
+
+        Returns (row, created).
+        """
+        values = {
+            "id": uuid.uuid4(),
+            "owner": owner,
+            "prompt": prompt,
+            "priority": priority,
+            "status": "queued",
+            "result": None,
+            "error": None,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "attempts": 0,
+            "worker": None,
+            "created_at": utcnow(),
+            "started_at": None,
+            "finished_at": None,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(tasks).values(values))
+            return record_of(values), True
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+        async with self._engine.connect() as conn:
+            existing = (
+                await conn.execute(
+                    select(tasks).where(
+                        tasks.c.owner == owner, tasks.c.idempotency_key == idempotency_key
+                    )
+                )
+            ).one()
+        if existing.request_hash != request_hash:
+            raise TaskConflict
+        return existing, False
+
+    async def delete(self, task_id: uuid.UUID) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(tasks).where(tasks.c.id == task_id))
+
+    async def get(self, task_id: uuid.UUID, owner: str | None = None) -> Row | None:
+        query = select(tasks).where(tasks.c.id == task_id)
+        if owner is not None:
+            query = query.where(tasks.c.owner == owner)
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).first()
+
+    async def cancel(self, task_id: uuid.UUID, owner: str) -> Row | None:
+        """Cancel a queued or running task; None when it is unknown or already finished."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.owner == owner,
+                    tasks.c.status.in_(("queued", "running")),
+                )
+                .values(status="cancelled", finished_at=utcnow())
+                .returning(*tasks.c)
+            )
+            return result.first()
+
+    async def claim(self, task_id: uuid.UUID, worker: str) -> Row | None:
+        """Mark the task running for `worker`; None when it is finished or cancelled.
+
+        A task already `running` can be claimed again: that is a reclaim after its worker died.
+        """
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.status.in_(("queued", "running")))
+                .values(
+                    status="running",
+                    attempts=tasks.c.attempts + 1,
+                    worker=worker,
+                    started_at=utcnow(),
+                )
+                .returning(tasks.c.id, tasks.c.prompt, tasks.c.priority, tasks.c.attempts)
+            )
+            return result.first()
+
+    async def finish(
+        self, task_id: uuid.UUID, status: str, result: str | None = None, error: str | None = None
+    ) -> bool:
+        """Record the outcome unless another attempt (or a cancel) already did: exactly once."""
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.status == "running")
+                .values(status=status, result=result, error=error, finished_at=utcnow())
+            )
+            return updated.rowcount == 1
+
+    async def requeue(self, task_id: uuid.UUID, worker: str) -> bool:
+        """Give a task this worker is running back to the queue (graceful shutdown)."""
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(
+                update(tasks)
+                .where(
+                    and_(tasks.c.id == task_id, tasks.c.status == "running"),
+                    tasks.c.worker == worker,
+                )
+                .values(status="queued", worker=None)
+            )
+            return updated.rowcount == 1
+
+    async def unfinished(self) -> list[Row]:
+        """Queued or running tasks, oldest first (the in-process queue reloads them on start)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(tasks.c.id, tasks.c.priority)
+                .where(tasks.c.status.in_(("queued", "running")))
+                .order_by(tasks.c.created_at)
+            )
+            return list(rows.all())
+
+
+class _Record:
+    """Attribute access over a dict, shaped like a Row, for rows we just inserted."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def record_of(values: dict[str, Any]) -> Any:
+    """A Row-like record of values just written (saves a round trip to read them back)."""
+    return _Record(dict(values))

@@ -1,0 +1,242 @@
+"""`python -m agent_service.worker`: runs background tasks from Redis Streams.
+
+Reads with a consumer group (high-priority stream first), reclaims entries left pending by a
+dead worker (XAUTOCLAIM after TASK_RECLAIM_IDLE_SECONDS), completes each task exactly once in the
+database (conditional UPDATE), and on SIGTERM gives unfinished tasks back to the queue.
+
+`LocalWorker` is the in-process equivalent the API runs when REDIS_URL is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+
+from .config import ConfigError, Settings, load_settings
+from .core.cache import ResponseCache
+from .core.logging import configure_logging
+from .core.metrics import Metrics
+from .core.models import create_backend
+from .core.queue import Entry, LocalTaskQueue, RedisTaskQueue
+from .core.redis import REDIS_ERRORS, RedisGate, create_redis
+from .core.tasks import TaskExecutor
+from .storage.db import create_engine
+from .storage.repositories import TaskRepository
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """The Redis Streams consumer loop."""
+
+    def __init__(
+        self,
+        queue: RedisTaskQueue,
+        executor: TaskExecutor,
+        *,
+        consumer: str,
+        concurrency: int,
+        reclaim_idle_seconds: float,
+        shutdown_grace_seconds: float,
+        block_ms: int = 500,
+    ) -> None:
+        self._queue = queue
+        self._executor = executor
+        self.consumer = consumer
+        self._concurrency = concurrency
+        self._reclaim_idle_ms = int(reclaim_idle_seconds * 1000)
+        # Check for dead workers' entries, and refresh our own, a few times per idle window.
+        self._maintenance_every = min(reclaim_idle_seconds / 3, 5.0)
+        self._grace = shutdown_grace_seconds
+        self._block_ms = block_ms
+        self._running: dict[asyncio.Task, Entry] = {}
+        self.processed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then give back what is unfinished."""
+        await self._queue.ensure_group()
+        log.info("worker started", extra={"consumer": self.consumer})
+        backlog: list[Entry] = []
+        next_maintenance = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    free = self._concurrency - len(self._running)
+                    if free <= 0:
+                        await asyncio.wait(
+                            self._running, timeout=1, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        continue
+                    if time.monotonic() >= next_maintenance:
+                        next_maintenance = time.monotonic() + self._maintenance_every
+                        await self._queue.heartbeat(self.consumer, list(self._running.values()))
+                        backlog += await self._queue.reclaim(
+                            self.consumer, self._reclaim_idle_ms, free
+                        )
+                    if not backlog:
+                        backlog = await self._queue.read(self.consumer, free, self._block_ms)
+                    backlog.sort(key=lambda e: e.priority != "high")
+                    while backlog and len(self._running) < self._concurrency:
+                        entry = backlog.pop(0)
+                        task = asyncio.create_task(self._process(entry))
+                        self._running[task] = entry
+                        task.add_done_callback(self._running.pop)
+                except REDIS_ERRORS as exc:
+                    log.warning("redis unavailable; worker retrying", extra={"error": repr(exc)})
+                    await asyncio.sleep(1)
+        finally:
+            await self._shutdown(backlog)
+
+    async def _process(self, entry: Entry) -> None:
+        try:
+            outcome = await self._executor.run(entry.task_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Left pending: reclaimed and retried after the idle timeout.
+            log.exception("task run failed", extra={"task_id": str(entry.task_id)})
+            return
+        await self._queue.ack(entry)
+        self.processed += 1
+        log.debug("task entry done", extra={"task_id": str(entry.task_id), "outcome": outcome})
+
+    async def _shutdown(self, backlog: list[Entry]) -> None:
+        if self._running:
+            await asyncio.wait(self._running, timeout=self._grace)
+        unfinished = list(self._running.items())
+        for task, _ in unfinished:
+            task.cancel()
+        await asyncio.gather(*(t for t, _ in unfinished), return_exceptions=True)
+        for entry in [e for _, e in unfinished] + backlog:
+            with contextlib.suppress(Exception):
+                await self._executor.repo.requeue(entry.task_id, self._executor.worker)
+            try:
+                await self._queue.give_back(entry)
+            except REDIS_ERRORS:
+                log.warning("could not give a task back; it will be reclaimed")
+        if unfinished or backlog:
+            log.info("unfinished tasks given back", extra={"count": len(unfinished) + len(backlog)})
+
+
+class LocalWorker:
+    """Runs tasks inside the API process when there is no Redis (the embedded default)."""
+
+    def __init__(self, queue: LocalTaskQueue, executor: TaskExecutor, concurrency: int) -> None:
+        self._queue = queue
+        self._executor = executor
+        self._concurrency = concurrency
+        self._loops: list[asyncio.Task] = []
+        self._current: set[uuid.UUID] = set()
+
+    async def start(self) -> None:
+        # Tasks left queued or running by a previous process run again.
+        for row in await self._executor.repo.unfinished():
+            await self._queue.enqueue(row.id, row.priority)
+        self._loops = [asyncio.create_task(self._loop()) for _ in range(self._concurrency)]
+
+    async def _loop(self) -> None:
+        while True:
+            task_id = await self._queue.get()
+            self._current.add(task_id)
+            try:
+                await self._executor.run(task_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task run failed", extra={"task_id": str(task_id)})
+            finally:
+                self._current.discard(task_id)
+
+    async def stop(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for task_id in list(self._current):
+            with contextlib.suppress(Exception):
+                await self._executor.repo.requeue(task_id, self._executor.worker)
+
+
+def consumer_name(settings: Settings) -> str:
+    return f"{settings.pod_name}-{os.getpid()}"
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> Worker:
+    """Build the worker's pools, run it until `stop`, close the pools last."""
+    assert settings.redis_url is not None
+    engine = create_engine(settings)
+    block_ms = 500
+    client = create_redis(
+        settings.redis_url,
+        timeout=settings.redis_timeout + block_ms / 1000,
+        max_connections=settings.redis_max_connections,
+    )
+    model = create_backend(settings)
+    metrics = Metrics()
+    consumer = consumer_name(settings)
+    executor = TaskExecutor(
+        TaskRepository(engine),
+        model,
+        ResponseCache(settings.cache_ttl, metrics, RedisGate(client)),
+        metrics,
+        worker=consumer,
+        agent_type=settings.agent_type,
+        max_attempts=settings.task_max_attempts,
+    )
+    worker = Worker(
+        RedisTaskQueue(client),
+        executor,
+        consumer=consumer,
+        concurrency=settings.worker_concurrency,
+        reclaim_idle_seconds=settings.task_reclaim_idle_seconds,
+        shutdown_grace_seconds=settings.shutdown_timeout_seconds,
+        block_ms=block_ms,
+    )
+    try:
+        await worker.run(stop)
+    finally:
+        await model.aclose()
+        await client.aclose()
+        await engine.dispose()
+    return worker
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+    log.info("worker stopped")
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if settings.redis_url is None:
+        print(
+            "invalid environment: REDIS_URL: required by the worker "
+            "(without Redis the API runs tasks in-process)",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        import uvloop
+
+        uvloop.run(_main(settings))
+    except ImportError:
+        asyncio.run(_main(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
