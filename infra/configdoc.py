@@ -1,0 +1,84 @@
+"""Documentation of the config keys, generated from `infra.config.KEYS`.
+
+`python -m infra config-docs` prints the `config:` block of Pulumi.yaml and the README table;
+tests check both files still match, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.config import ENVIRONMENTS, KEYS, Key
+
+# Project-level values that are not keys of the program.
+PROJECT_VALUES: dict[str, Any] = {
+    # Region of stacks whose stack file does not set one (pr-<n> review stacks, from CI).
+    "aws:region": {"value": "us-east-1"},
+    # Every AWS and Kubernetes resource must name its provider explicitly.
+    "pulumi:disable-default-providers": {"value": ["aws", "kubernetes"]},
+}
+
+
+def show(value: Any) -> str:
+    """A default as the docs print it."""
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _defaults_text(key: Key) -> str:
+    if key.type == "secret":
+        return "unset"
+    if key.varies:
+        return ", ".join(
+            f"{env} {show(d)}" for env, d in zip(ENVIRONMENTS, key.defaults, strict=True)
+        )
+    return show(key.defaults[0])
+
+
+def _declaration(key: Key) -> dict[str, Any]:
+    description = (
+        f"{key.description} Allowed: {key.allowed}. Default: {_defaults_text(key)}."
+        if key.type != "secret"
+        else f"{key.description} Secret: {key.allowed}. Default: unset."
+    )
+    if key.type == "array":
+        return {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": description,
+            "default": [] if key.varies else key.defaults[0],
+        }
+    if key.type == "secret" or key.varies:
+        # Empty means "the environment's default" (a typed key without a default is required).
+        return {"type": "string", "description": description, "default": ""}
+    return {"type": key.type, "description": description, "default": key.defaults[0]}
+
+
+def pulumi_yaml_config() -> dict[str, Any]:
+    """The `config:` block of Pulumi.yaml."""
+    block: dict[str, Any] = dict(PROJECT_VALUES)
+    block.update({key.name: _declaration(key) for key in KEYS})
+    return block
+
+
+def markdown_table() -> str:
+    """The README's configuration reference."""
+    lines = [
+        "| Key | Type | dev | staging | prod | Allowed | What it does |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    section = None
+    for key in KEYS:
+        if key.section != section:
+            section = key.section
+            lines.append(f"| **{section}** | | | | | | |")
+        cells = [show(d) if key.type != "secret" else "unset" for d in key.defaults]
+        row = [f"`{key.name}`", key.type, *cells, key.allowed, key.description]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,17 @@
+"""The platform side of the service contract (DESIGN.md): port, probe paths and drain timing.
+
+The load balancer here and the Kubernetes workload read these, so the target group's health
+check and deregistration delay cannot drift from what the pods actually do.
+"""
+
+SERVICE_PORT = 8000
+HEALTH_PATH = "/health"  # liveness: no dependencies
+READY_PATH = "/ready"  # readiness: PostgreSQL, Redis, draining, capacity
+
+# Shutdown timeline of a pod: the preStop sleep keeps it serving while the ALB stops routing
+# new requests to it; then SIGTERM lets the app finish in-flight work. The ALB keeps draining
+# connections for DEREGISTRATION_DELAY, which must outlast the preStop sleep (or requests still
+# arriving in that window are cut) and end before the kubelet kills the pod.
+PRESTOP_SLEEP_SECONDS = 15
+DEREGISTRATION_DELAY_SECONDS = 30
+TERMINATION_GRACE_PERIOD_SECONDS = 45
