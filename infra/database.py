@@ -1,0 +1,161 @@
+"""Database component: RDS PostgreSQL in the isolated subnets.
+
+Private (no public address, no route out of the VPC), encrypted at rest, TLS forced by its
+parameter group, reachable on 5432 only from the security groups given as clients. The master
+password is generated and rotated by RDS in Secrets Manager; the program never sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.naming import FINAL_SNAPSHOT_ID_LIMIT, physical_name
+from infra.security import allow_tcp_from_groups
+from infra.tags import name_tag
+
+POSTGRES_PORT = 5432
+CA_CERTIFICATE = "rds-ca-rsa2048-g1"
+PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """Inputs of the Database component."""
+
+    identifier: str
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    allowed_security_group_ids: Sequence[pulumi.Input[str]]
+    engine_version: str  # major, e.g. "17"
+    instance_class: str
+    allocated_storage: int
+    max_allocated_storage: int
+    multi_az: bool
+    backup_retention_days: int
+    backup_window: str
+    maintenance_window: str
+    performance_insights: bool
+    deletion_protection: bool
+    final_snapshot: bool
+    db_name: str = "agent"
+    username: str = "agent"
+    port: int = POSTGRES_PORT
+
+
+class Database(pulumi.ComponentResource):
+    """One RDS PostgreSQL instance with its subnet group, parameter group and security group."""
+
+    address: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    port: pulumi.Output[int]
+    db_name: str
+    secret_arn: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agent-platform:infra:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="RDS PostgreSQL: 5432 from the workload security groups only",
+            tags=name_tag(args.identifier, "db"),
+            opts=child,
+        )
+        allow_tcp_from_groups(
+            f"{name}-from-clients",
+            security_group.id,
+            args.allowed_security_group_ids,
+            args.port,
+            "PostgreSQL from a client security group",
+            child,
+        )
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=list(args.subnet_ids),
+            description="Isolated database subnets",
+            opts=child,
+        )
+        parameter_group = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=f"postgres{args.engine_version}",
+            description="Forces TLS for every connection",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(
+                    name="rds.force_ssl", value="1", apply_method="pending-reboot"
+                )
+            ],
+            opts=child,
+        )
+
+        final_snapshot_identifier = None
+        if args.final_snapshot:
+            # A fresh suffix per stack lifetime: re-creating and destroying the stack again must
+            # not collide with the snapshot the previous destroy left behind.
+            suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=4, opts=child)
+            final_snapshot_identifier = suffix.hex.apply(
+                lambda hex_: physical_name(
+                    args.identifier, "final", hex_, limit=FINAL_SNAPSHOT_ID_LIMIT
+                )
+            )
+
+        instance = aws.rds.Instance(
+            f"{name}-instance",
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            db_name=args.db_name,
+            username=args.username,
+            manage_master_user_password=True,
+            port=args.port,
+            storage_type="gp3",
+            allocated_storage=args.allocated_storage,
+            max_allocated_storage=args.max_allocated_storage,
+            storage_encrypted=True,
+            db_subnet_group_name=subnet_group.name,
+            parameter_group_name=parameter_group.name,
+            vpc_security_group_ids=[security_group.id],
+            publicly_accessible=False,
+            ca_cert_identifier=CA_CERTIFICATE,
+            multi_az=args.multi_az,
+            backup_retention_period=args.backup_retention_days,
+            backup_window=args.backup_window,
+            maintenance_window=args.maintenance_window,
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=not args.final_snapshot,
+            deletion_protection=args.deletion_protection,
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=final_snapshot_identifier,
+            performance_insights_enabled=args.performance_insights,
+            performance_insights_retention_period=(
+                PERFORMANCE_INSIGHTS_RETENTION_DAYS if args.performance_insights else None
+            ),
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            apply_immediately=False,
+            tags=name_tag(args.identifier),
+            opts=child,
+        )
+
+        self.address = instance.address
+        self.endpoint = instance.endpoint
+        self.port = instance.port
+        self.db_name = args.db_name
+        self.secret_arn = instance.master_user_secrets.apply(lambda s: s[0].secret_arn)
+        self.security_group_id = security_group.id
+        self.register_outputs(
+            {
+                "address": self.address,
+                "endpoint": self.endpoint,
+                "secretArn": self.secret_arn,
+                "securityGroupId": self.security_group_id,
+            }
+        )
