@@ -1,0 +1,45 @@
+"""Command line of the platform package: `python -m infra render|config-docs`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from infra.config import ConfigError
+from infra.stackfiles import StackFileError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m infra")
+    commands = parser.add_subparsers(dest="command", required=True)
+    render_cmd = commands.add_parser("render", help="write the offline plan of a stack")
+    render_cmd.add_argument("--stack", required=True, help="dev, staging, prod or pr-<n>")
+    render_cmd.add_argument("--out", required=True, type=Path, help="output directory")
+    commands.add_parser("config-docs", help="print Pulumi.yaml's config block and README table")
+    args = parser.parse_args(argv)
+
+    if args.command == "config-docs":
+        import yaml
+
+        from infra.configdoc import markdown_table, pulumi_yaml_config
+
+        print(yaml.safe_dump({"config": pulumi_yaml_config()}, sort_keys=False, width=100))
+        print(markdown_table())
+        return 0
+
+    from infra.render import render, summary
+
+    try:
+        graph = render(args.stack, args.out)
+    except (ConfigError, StackFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(graph))
+    print(f"wrote {args.out / 'resources.json'} and {args.out / 'manifests'}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
