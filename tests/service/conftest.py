@@ -1,0 +1,228 @@
+"""Fixtures: real PostgreSQL and Redis (from TEST_DATABASE_URL / TEST_REDIS_URL, started by
+`make services`), a throwaway database per test session, and the app driven over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import redis as sync_redis
+from agent_service.app import create_app
+from agent_service.config import Settings
+from agent_service.migrate import upgrade
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from .fakes import FakeOpenAI
+
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://agent:agent@127.0.0.1:5433/agent"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6390/0")
+REDIS_DB = 13  # the index these tests own and flush
+KEY, OTHER_KEY = "test-key", "other-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment: a developer's DATABASE_URL must not leak into tests."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(libpq(admin_url), timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(libpq(admin_url), timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def throwaway_database() -> Callable[[], str]:
+    """Creates empty PostgreSQL databases (dropped at the end); fails when PG is unreachable."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"agent_test_{uuid.uuid4().hex[:10]}"
+        try:
+            asyncio.run(_create_database(TEST_DATABASE_URL, name))
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.fail(
+                f"PostgreSQL at {TEST_DATABASE_URL.split('@')[-1]} is unreachable ({exc!r}); "
+                "start it with `make services`"
+            )
+        created.append(name)
+        return with_database(TEST_DATABASE_URL, name)
+
+    yield make
+    for name in created:
+        asyncio.run(_drop_database(TEST_DATABASE_URL, name))
+
+
+async def _migrate(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database(throwaway_database: Callable[[], str]) -> str:
+    """The session's migrated PostgreSQL database."""
+    url = throwaway_database()
+    asyncio.run(_migrate(url))
+    return url
+
+
+@pytest.fixture
+async def pg_url(pg_database: str) -> str:
+    """The migrated database, emptied for this test."""
+    conn = await asyncpg.connect(libpq(pg_database), timeout=5)
+    try:
+        await conn.execute("TRUNCATE messages, sessions, tasks")
+    finally:
+        await conn.close()
+    return pg_database
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> str:
+    url = urlunsplit(urlsplit(TEST_REDIS_URL)._replace(path=f"/{REDIS_DB}"))
+    try:
+        sync_redis.Redis.from_url(url, socket_timeout=3).ping()
+    except sync_redis.RedisError as exc:
+        pytest.fail(
+            f"Redis at {TEST_REDIS_URL} is unreachable ({exc!r}); start it with `make services`"
+        )
+    return url
+
+
+@pytest.fixture
+def redis_url(redis_base_url: str) -> str:
+    """Redis DB 13, flushed for this test."""
+    client = sync_redis.Redis.from_url(redis_base_url)
+    client.flushdb()
+    client.close()
+    return redis_base_url
+
+
+def base_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "api_keys": f"{KEY},{OTHER_KEY}",
+        "rate_limit": "10000/minute",
+        "log_level": "WARNING",
+        "pod_name": "test-pod",
+        "shutdown_drain_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    client: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def run_app(settings: Settings, **kwargs: object) -> AsyncIterator[Api]:
+    """The app with its lifespan running, and an HTTP client over ASGI."""
+    app = create_app(settings, **kwargs)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=AUTH, timeout=30
+        ) as client:
+            yield Api(app, client)
+
+
+AppFactory = Callable[..., AbstractAsyncContextManager[Api]]
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def stack(request: pytest.FixtureRequest, tmp_path) -> dict[str, object]:
+    """Storage settings: PostgreSQL + Redis, or the embedded SQLite + in-process default."""
+    if request.param == "postgres":
+        return {
+            "database_url": request.getfixturevalue("pg_url"),
+            "redis_url": request.getfixturevalue("redis_url"),
+        }
+    return {"sqlite_path": str(tmp_path / "agent.db")}
+
+
+@pytest.fixture
+def pg_stack(pg_url: str, redis_url: str) -> dict[str, object]:
+    return {"database_url": pg_url, "redis_url": redis_url}
+
+
+@pytest.fixture
+def make_app(stack: dict[str, object]) -> AppFactory:
+    """Start the app on the parametrized stack with extra settings."""
+
+    def factory(model: object = None, **overrides: object) -> AbstractAsyncContextManager[Api]:
+        return run_app(base_settings(**{**stack, **overrides}), model=model)
+
+    return factory
+
+
+@pytest.fixture
+async def api(make_app: AppFactory) -> AsyncIterator[Api]:
+    async with make_app() as running:
+        yield running
+
+
+@pytest.fixture
+async def client(api: Api) -> httpx.AsyncClient:
+    return api.client
+
+
+@pytest.fixture
+def fake_openai() -> FakeOpenAI:
+    server = FakeOpenAI()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def eventually(check: Callable[[], object], timeout: float = 10.0, every: float = 0.02):
+    """Poll an async or sync `check` until it returns something truthy (bounded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(every)
