@@ -18,11 +18,14 @@ import sys
 import time
 import uuid
 
+import redis.asyncio as redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from .config import ConfigError, Settings, load_settings
 from .core.cache import ResponseCache
 from .core.logging import configure_logging
 from .core.metrics import Metrics
-from .core.models import create_backend
+from .core.models import ModelBackend, create_backend
 from .core.queue import Entry, LocalTaskQueue, RedisTaskQueue
 from .core.redis import REDIS_ERRORS, RedisGate, create_redis
 from .core.tasks import TaskExecutor
@@ -166,18 +169,16 @@ def consumer_name(settings: Settings) -> str:
     return f"{settings.pod_name}-{os.getpid()}"
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> Worker:
-    """Build the worker's pools, run it until `stop`, close the pools last."""
-    assert settings.redis_url is not None
-    engine = create_engine(settings)
-    block_ms = 500
-    client = create_redis(
-        settings.redis_url,
-        timeout=settings.redis_timeout + block_ms / 1000,
-        max_connections=settings.redis_max_connections,
-    )
-    model = create_backend(settings)
-    metrics = Metrics()
+def build_worker(
+    settings: Settings,
+    engine: AsyncEngine,
+    client: redis.Redis,
+    model: ModelBackend,
+    metrics: Metrics,
+    *,
+    block_ms: int = 500,
+) -> Worker:
+    """A worker over the given pools (the caller owns and closes them)."""
     consumer = consumer_name(settings)
     executor = TaskExecutor(
         TaskRepository(engine),
@@ -188,7 +189,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> Worker:
         agent_type=settings.agent_type,
         max_attempts=settings.task_max_attempts,
     )
-    worker = Worker(
+    return Worker(
         RedisTaskQueue(client),
         executor,
         consumer=consumer,
@@ -197,13 +198,27 @@ async def serve(settings: Settings, stop: asyncio.Event) -> Worker:
         shutdown_grace_seconds=settings.shutdown_timeout_seconds,
         block_ms=block_ms,
     )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Open the worker's pools, run it until `stop`, close the pools last."""
+    assert settings.redis_url is not None
+    block_ms = 500
+    engine = create_engine(settings)
+    # The blocking XREADGROUP must fit inside the socket timeout.
+    client = create_redis(
+        settings.redis_url,
+        timeout=settings.redis_timeout + block_ms / 1000,
+        max_connections=settings.redis_max_connections,
+    )
+    model = create_backend(settings)
     try:
+        worker = build_worker(settings, engine, client, model, Metrics(), block_ms=block_ms)
         await worker.run(stop)
     finally:
         await model.aclose()
         await client.aclose()
         await engine.dispose()
-    return worker
 
 
 async def _main(settings: Settings) -> None:

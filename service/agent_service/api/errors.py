@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from ..core.errors import ServiceError
 from ..core.models import ModelError
+from ..storage.db import DatabaseUnavailable
 from .schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service)
     app.add_exception_handler(ModelError, _model)
     # The most specific class wins, so connection-level failures map to 503.
-    for db_error in (OperationalError, InterfaceError, PoolTimeout):
+    for db_error in (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable):
         app.add_exception_handler(db_error, _database)
     app.add_exception_handler(DBAPIError, _dbapi)
     app.add_exception_handler(RedisError, _redis)

@@ -28,7 +28,8 @@ def create_redis(url: str, timeout: float, max_connections: int) -> redis.Redis:
         # redis-py's default retries back off for seconds; a request cannot wait that long.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     )
-    return redis.Redis(connection_pool=pool)
+    # from_pool: closing the client closes its pool too.
+    return redis.Redis.from_pool(pool)
 
 
 class RedisGate:
@@ -56,10 +57,10 @@ class RedisGate:
             log.warning("redis unavailable; using fallbacks", extra={"error": repr(exc)})
 
     def succeeded(self) -> None:
+        self._down_until = 0.0
         if self._down:
             self._down = False
             log.info("redis available again")
 
     async def close(self) -> None:
         await self.client.aclose()
-        await self.client.connection_pool.disconnect()

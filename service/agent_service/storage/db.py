@@ -4,14 +4,25 @@ embedded SQLite file."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..config import Settings
 from .secrets import SecretCredentials
+
+
+class DatabaseUnavailable(Exception):
+    """No connection to the database could be made (down, unreachable, refused our login)."""
+
+
+# What opening a connection raises when the server is down, unreachable or refuses us; SQLAlchemy
+# passes these through unwrapped from the driver's connect().
+CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 # SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification).
 AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
@@ -99,6 +110,26 @@ def _sqlite_engine(path: str) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+@asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection; DatabaseUnavailable when none can be opened."""
+    try:
+        conn = await engine.connect()
+    except CONNECT_ERRORS as exc:
+        raise DatabaseUnavailable(type(exc).__name__) from exc
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection in a transaction, committed when the block succeeds."""
+    async with connect(engine) as conn, conn.begin():
+        yield conn
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import Row, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .db import begin, connect
 from .tables import messages, sessions, tasks
 
 
@@ -47,12 +48,12 @@ class SessionRepository:
             "ended_at": None,
             "message_count": 0,
         }
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             await conn.execute(insert(sessions).values(values))
         return record_of(values)
 
     async def get(self, session_id: uuid.UUID, owner: str) -> Row | None:
-        async with self._engine.connect() as conn:
+        async with connect(self._engine) as conn:
             result = await conn.execute(
                 select(sessions).where(sessions.c.id == session_id, sessions.c.owner == owner)
             )
@@ -60,7 +61,7 @@ class SessionRepository:
 
     async def end(self, session_id: uuid.UUID, owner: str) -> Row | None:
         """Mark the session ended once; None when it is unknown or already ended."""
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             result = await conn.execute(
                 update(sessions)
                 .where(
@@ -77,7 +78,7 @@ class SessionRepository:
         self, session_id: uuid.UUID, owner: str, history: int
     ) -> tuple[Row | None, list[Row]]:
         """The session and its last `history` messages (oldest first), in one checkout."""
-        async with self._engine.connect() as conn:
+        async with connect(self._engine) as conn:
             session = (
                 await conn.execute(
                     select(sessions.c.id, sessions.c.ended_at, sessions.c.agent_type).where(
@@ -103,7 +104,7 @@ class SessionRepository:
     ) -> Sequence[Row]:
         """Store the user's message and the reply together; returns both rows."""
         now = utcnow()
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             result = await conn.execute(
                 insert(messages).returning(
                     messages.c.id,
@@ -139,7 +140,7 @@ class SessionRepository:
         self, session_id: uuid.UUID, owner: str, after: int | None, limit: int
     ) -> list[Row] | None:
         """A page of messages in order, after message id `after`; None for an unknown session."""
-        async with self._engine.connect() as conn:
+        async with connect(self._engine) as conn:
             found = (
                 await conn.execute(
                     select(sessions.c.id).where(
@@ -198,13 +199,13 @@ class TaskRepository:
             "finished_at": None,
         }
         try:
-            async with self._engine.begin() as conn:
+            async with begin(self._engine) as conn:
                 await conn.execute(insert(tasks).values(values))
             return record_of(values), True
         except IntegrityError:
             if idempotency_key is None:
                 raise
-        async with self._engine.connect() as conn:
+        async with connect(self._engine) as conn:
             existing = (
                 await conn.execute(
                     select(tasks).where(
@@ -217,19 +218,19 @@ class TaskRepository:
         return existing, False
 
     async def delete(self, task_id: uuid.UUID) -> None:
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             await conn.execute(delete(tasks).where(tasks.c.id == task_id))
 
     async def get(self, task_id: uuid.UUID, owner: str | None = None) -> Row | None:
         query = select(tasks).where(tasks.c.id == task_id)
         if owner is not None:
             query = query.where(tasks.c.owner == owner)
-        async with self._engine.connect() as conn:
+        async with connect(self._engine) as conn:
             return (await conn.execute(query)).first()
 
     async def cancel(self, task_id: uuid.UUID, owner: str) -> Row | None:
         """Cancel a queued or running task; None when it is unknown or already finished."""
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             result = await conn.execute(
                 update(tasks)
                 .where(
@@ -247,7 +248,7 @@ class TaskRepository:
 
         A task already `running` can be claimed again: that is a reclaim after its worker died.
         """
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             result = await conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task_id, tasks.c.status.in_(("queued", "running")))
@@ -265,7 +266,7 @@ class TaskRepository:
         self, task_id: uuid.UUID, status: str, result: str | None = None, error: str | None = None
     ) -> bool:
         """Record the outcome unless another attempt (or a cancel) already did: exactly once."""
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             updated = await conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task_id, tasks.c.status == "running")
@@ -275,7 +276,7 @@ class TaskRepository:
 
     async def requeue(self, task_id: uuid.UUID, worker: str) -> bool:
         """Give a task this worker is running back to the queue (graceful shutdown)."""
-        async with self._engine.begin() as conn:
+        async with begin(self._engine) as conn:
             updated = await conn.execute(
                 update(tasks)
                 .where(
@@ -288,7 +289,7 @@ class TaskRepository:
 
     async def unfinished(self) -> list[Row]:
         """Queued or running tasks, oldest first (the in-process queue reloads them on start)."""
-        async with self._engine.connect() as conn:
+        async with connect(self._engine) as conn:
             rows = await conn.execute(
                 select(tasks.c.id, tasks.c.priority)
                 .where(tasks.c.status.in_(("queued", "running")))
