@@ -163,11 +163,11 @@ step "graceful stop (SIGTERM to the service)"
 kill -TERM "$svc"
 for _ in $(seq 1 100); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$RUN_PID" 2>/dev/null && fail "the service did not stop within 10s of SIGTERM"
-wait "$RUN_PID" && rc=0 || rc=$?
+wait "$RUN_PID" || true  # uvicorn re-raises SIGTERM after its clean shutdown
 RUN_PID=""
 grep -o '"msg":"[^"]*shutdown[^"]*"\|"msg":"agent service stopped"' "$WORK/run.log" | tail -n 3
-[ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
-echo "exited with status 0"
+grep -q '"msg":"agent service stopped"' "$WORK/run.log" || fail "no clean shutdown after SIGTERM"
+echo "stopped cleanly: requests finished, pools closed"
 
 echo
 echo "container smoke test passed in $(elapsed "$T0")"

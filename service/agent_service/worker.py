@@ -138,10 +138,22 @@ class LocalWorker:
         self._current: set[uuid.UUID] = set()
 
     async def start(self) -> None:
-        # Tasks left queued or running by a previous process run again.
-        for row in await self._executor.repo.unfinished():
-            await self._queue.enqueue(row.id, row.priority)
         self._loops = [asyncio.create_task(self._loop()) for _ in range(self._concurrency)]
+        self._loops.append(asyncio.create_task(self._reload()))
+
+    async def _reload(self) -> None:
+        """Tasks left queued or running by a previous process run again. In the background and
+        retried: the API starts even while the database is unavailable."""
+        while True:
+            try:
+                rows = await self._executor.repo.unfinished()
+            except Exception as exc:
+                log.warning("cannot reload unfinished tasks yet", extra={"error": repr(exc)})
+                await asyncio.sleep(2)
+                continue
+            for row in rows:
+                await self._queue.enqueue(row.id, row.priority)
+            return
 
     async def _loop(self) -> None:
         while True:

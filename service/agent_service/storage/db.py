@@ -10,6 +10,8 @@ from pathlib import Path
 
 import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..config import Settings
@@ -20,9 +22,16 @@ class DatabaseUnavailable(Exception):
     """No connection to the database could be made (down, unreachable, refused our login)."""
 
 
-# What opening a connection raises when the server is down, unreachable or refuses us; SQLAlchemy
-# passes these through unwrapped from the driver's connect().
-CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# What opening a connection raises when the server is down, unreachable or refuses our login
+# (SQLAlchemy wraps some driver errors in DBAPIError, passes others such as OSError through), or
+# when the pool has no connection to give within DB_POOL_TIMEOUT.
+CONNECT_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+    PoolTimeoutError,
+)
 
 # SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification).
 AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
@@ -86,7 +95,6 @@ def _secret_engine(settings: Settings, secrets: SecretCredentials) -> AsyncEngin
     engine = create_async_engine(
         "postgresql+asyncpg://", async_creator=connect, **_pool_args(settings)
     )
-    engine.sync_engine.info["secrets"] = secrets
     return engine
 
 
@@ -133,7 +141,8 @@ async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:
-    """Round trip to the database; raises when it is unreachable."""
+    """Round trip to the database; raises when it is unreachable or not migrated yet (so a pod
+    takes no traffic before the platform's migration Job has run)."""
     async with asyncio.timeout(timeout):
         async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            await conn.execute(text("SELECT 1 FROM alembic_version LIMIT 1"))
