@@ -54,7 +54,7 @@ render: setup ## offline plan of STACK into OUT (default out/STACK)
 
 # --- the service ----------------------------------------------------------------------------
 serve: setup ## the agent service on http://127.0.0.1:8000 (embedded SQLite, in-process cache)
-	cd service && API_KEYS="$${API_KEYS:-dev-key}" ../$(PY) -m agent_service
+	cd service && API_KEYS="$${API_KEYS:-dev-key}" HOST="$${HOST:-127.0.0.1}" ../$(PY) -m agent_service
 
 services: ## start loopback PostgreSQL and Redis for the tests
 	bash scripts/local-services.sh start
@@ -70,8 +70,11 @@ test: setup services ## every test
 test-infra: setup
 	$(PY) -m pytest tests/infra
 
-test-service: setup services
+test-service: setup services ## the service tests (real PostgreSQL and Redis, and SQLite)
 	$(PY) -m pytest tests/service
+
+image-smoke: ## build service/Dockerfile with buildah (no Docker engine), run it, curl it (root)
+	bash scripts/container-smoke.sh
 
 bench: setup services ## load, capacity and fault benchmarks (prints figures)
 	$(PY) -m bench
