@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     render_cmd = commands.add_parser("render", help="write the offline plan of a stack")
     render_cmd.add_argument("--stack", required=True, help="dev, staging, prod or pr-<n>")
     render_cmd.add_argument("--out", required=True, type=Path, help="output directory")
+    render_cmd.add_argument(
+        "--project-dir", type=Path, default=Path(), help="where Pulumi.yaml is (default: .)"
+    )
     commands.add_parser("config-docs", help="print Pulumi.yaml's config block and README table")
     args = parser.parse_args(argv)
 
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.render import render, summary
 
     try:
-        graph = render(args.stack, args.out)
+        graph = render(args.stack, args.out, args.project_dir)
     except (ConfigError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

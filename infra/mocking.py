@@ -44,6 +44,11 @@ def is_secret(value: Any) -> bool:
     return rpc.is_rpc_secret(value)
 
 
+def wrap_secret(value: Any) -> Any:
+    """`value` in the wire form of a secret (for building records by hand)."""
+    return rpc.wrap_rpc_secret(value)
+
+
 def _number(value: float) -> int | float:
     # The wire format carries every number as a double; integral ones read better as ints.
     return int(value) if value.is_integer() else value
