@@ -104,7 +104,7 @@ def manifest_filename(manifest: dict[str, Any]) -> str:
 def summary(graph: Graph) -> str:
     """One line per resource type with its count, then the total."""
     counts = Counter(r.type for r in graph.resources)
-    width = max((len(str(c)) for c in counts.values()), default=1)
+    width = len(str(len(graph.resources)))
     lines = [f"{count:>{width}}  {token}" for token, count in sorted(counts.items())]
     lines.append(f"{len(graph.resources):>{width}}  resources in total ({graph.stack})")
     return "\n".join(lines)
