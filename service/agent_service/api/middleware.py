@@ -85,7 +85,6 @@ class RequestMiddleware:
                     raise HTTPException(413, "request body too large")
             return message
 
-        self.lifecycle.in_flight += 1
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 await send_plain(413, _TOO_LARGE)
@@ -99,7 +98,6 @@ class RequestMiddleware:
                 await send_plain(500, _INTERNAL)
             status = 500
         finally:
-            self.lifecycle.in_flight -= 1
             duration = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

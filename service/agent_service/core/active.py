@@ -46,7 +46,3 @@ class ActiveSessions:
 
     def discard(self, session_id: uuid.UUID) -> None:
         self._seen.pop(session_id, None)
-
-    @property
-    def utilization(self) -> float:
-        return self.count() / self.cap

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import anyio
 from sqlalchemy import Row
 
 from ..storage.repositories import SessionRepository
@@ -112,4 +113,6 @@ class ChatService:
             message, reply = await self._repo.append_exchange(turn.session_id, turn.content, text)
             yield ChatResult(message, reply, cached is not None)
         finally:
-            await self._locks.release(turn.lock)
+            # A client that disconnects cancels the stream; the release must still happen.
+            with anyio.CancelScope(shield=True):
+                await self._locks.release(turn.lock)

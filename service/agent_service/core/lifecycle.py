@@ -15,7 +15,6 @@ class Lifecycle:
         self.request_count = 0
         self.error_count = 0  # responses >= 500
         self.client_error_count = 0  # responses 4xx
-        self.in_flight = 0
 
     def start_draining(self) -> None:
         """From now on /ready answers 503 and no new session starts; requests in flight finish."""
