@@ -417,10 +417,12 @@ class _Reader:
     def __init__(self, project: str, stack: str):
         self.project = project
         self.stack = stack
+        self.environment = ""
         self.values: dict[str, Any] = {}
         self.defaulted: set[str] = set()
 
     def read(self) -> StackConfig:
+        """Every key parsed, cross-checked and assembled (secrets last, never echoed)."""
         self._reject_unknown_keys()
         region = self._region()
         env_key = KEYS_BY_NAME["environment"]
