@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pulumi
 import pytest
-from pulumi_harness import ROOT
+from pulumi_harness import ROOT, run_program
 
 from infra.__main__ import main
-from infra.mocking import RecordedResource, wrap_secret
+from infra.mocking import Graph, RecordedResource, wrap_secret
 from infra.render import kubernetes_manifest, manifest_filename, write
 from infra.stackfiles import SECURE_PLACEHOLDER, load
 
@@ -190,8 +192,6 @@ def test_non_objects_have_no_manifest(token):
 
 
 def test_write_puts_one_file_per_object_and_drops_stale_ones(tmp_path):
-    from infra.mocking import Graph
-
     stale = tmp_path / "manifests" / "old.yaml"
     stale.parent.mkdir(parents=True)
     stale.write_text("kind: Old\n")
@@ -212,3 +212,27 @@ def test_write_puts_one_file_per_object_and_drops_stale_ones(tmp_path):
     assert files == ["agent_secret_keys.yaml", "cluster_namespace_agent.yaml"]
     text = (tmp_path / "manifests" / "agent_secret_keys.yaml").read_text()
     assert "stringData: '[secret]'" in text and "API_KEYS" not in text
+
+
+def test_config_docs_prints_the_pulumi_yaml_block_and_the_readme_table(capsys):
+    assert main(["config-docs"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("config:\n  aws:region:\n")
+    assert "| `vpcCidr` | string | 10.0.0.0/16 | 10.0.0.0/16 | 10.0.0.0/16 |" in out
+
+
+def test_the_pulumi_entry_point_exports_every_stack_output(monkeypatch):
+    exported: dict = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.__setitem__(name, value))
+
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        return exported
+
+    graph = run_program("prod", program=program)
+    assert set(graph.outputs) >= {
+        "vpcId", "publicSubnetIds", "privateSubnetIds", "databaseSubnetIds", "albDnsName",
+        "albUrl", "targetGroupArn", "dbEndpoint", "dbSecretArn", "redisPrimaryEndpoint",
+        "redisAuthToken",
+    }  # fmt: skip
+    assert "redisAuthToken" in graph.secret_outputs
