@@ -6,7 +6,7 @@ import json
 
 from pulumi_harness import run_program
 
-from infra.mocking import Graph, RecordedResource
+from infra.mocking import Graph, RecordedResource, Recorder
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
@@ -150,3 +150,12 @@ def test_the_rds_master_password_never_passes_through_the_program(graph):
     instance = graph.one("aws:rds/instance:Instance")
     assert instance.get("manageMasterUserPassword") is True
     assert "password" not in instance.inputs
+
+
+def test_every_invoke_goes_through_the_explicit_provider():
+    recorder = Recorder()
+    graph = run_program("dev", recorder=recorder)
+    provider = graph.one("pulumi:providers:aws")
+    tokens = {call.token for call in recorder.invokes}
+    assert "aws:index/getAvailabilityZones:getAvailabilityZones" in tokens
+    assert {call.provider for call in recorder.invokes} == {f"{provider.urn}::{provider.id}"}
