@@ -43,6 +43,7 @@ class CacheArgs:
 class Cache(pulumi.ComponentResource):
     """One replication group (cluster mode off) with its subnet group and security group."""
 
+    replication_group_id: pulumi.Output[str]
     primary_endpoint: pulumi.Output[str]
     reader_endpoint: pulumi.Output[str]
     port: int
@@ -107,6 +108,7 @@ class Cache(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.replication_group_id = group.replication_group_id
         self.primary_endpoint = group.primary_endpoint_address
         self.reader_endpoint = group.reader_endpoint_address
         self.port = args.port

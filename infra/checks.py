@@ -14,7 +14,10 @@ from urllib.parse import urlparse
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 VPC_PREFIX_RANGE = (16, 20)  # /20 still leaves /26 public and database subnets (see network.py)
 
-KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34", "1.35")  # EKS standard support
+# Minors in EKS standard support (1.34 leaves it on 2026-12-02) for which a cluster-autoscaler
+# release of the same minor is pinned (infra/addons.py). 1.37: once cluster-autoscaler 1.37 ships.
+KUBERNETES_VERSIONS = ("1.35", "1.36")
+DEFAULT_KUBERNETES_VERSION = "1.36"
 POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
 CLOUDWATCH_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -97,6 +100,12 @@ def ec2_instance_type(value: str) -> bool:
     return bool(_EC2_TYPE.match(value))
 
 
+def arm_instance_type(value: str) -> bool:
+    """A Graviton (arm64) instance type: a1, or a `g` right after the generation (m7g, c6gn)."""
+    family = value.split(".", 1)[0]
+    return family == "a1" or bool(re.match(r"^[a-z]+[0-9]+g", family))
+
+
 def rds_instance_class(value: str) -> bool:
     """An RDS instance class such as db.t3.medium."""
     return bool(_RDS_CLASS.match(value))
@@ -140,6 +149,19 @@ def quantity(value: str) -> Decimal | None:
 def image_reference(value: str) -> bool:
     """A container image reference such as ghcr.io/org/agent:1.2.3 (255 characters at most)."""
     return len(value) <= 255 and bool(_IMAGE.match(value))
+
+
+def image_tag(value: str) -> str | None:
+    """The tag of an image reference (None when it has none and would mean `latest`)."""
+    name = value.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def pinned_image(value: str) -> bool:
+    """An image reference pinned to a digest or to an explicit tag other than `latest`."""
+    tag = image_tag(value)
+    return "@sha256:" in value or (tag is not None and tag != "latest")
 
 
 def http_url(value: str) -> bool:

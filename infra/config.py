@@ -178,8 +178,9 @@ KEYS: tuple[Key, ...] = (
     ),
     *_section(
         "Cluster (EKS)",
-        Key("kubernetesVersion", "string", _same("1.34"),
-            " | ".join(checks.KUBERNETES_VERSIONS) + " (EKS standard support)",
+        Key("kubernetesVersion", "string", _same(checks.DEFAULT_KUBERNETES_VERSION),
+            " | ".join(checks.KUBERNETES_VERSIONS)
+            + " (EKS standard support, with a matching cluster-autoscaler)",
             "Kubernetes version of the control plane and nodes.",
             _one_of(*checks.KUBERNETES_VERSIONS)),
         Key("clusterPublicAccessCidrs", "array", _same(["0.0.0.0/0"]), _IPV4_CIDRS,
@@ -187,9 +188,14 @@ KEYS: tuple[Key, ...] = (
         Key("adminRoleArns", "array", _same([]),
             "IAM role ARNs such as arn:aws:iam::123456789012:role/Admin",
             "Roles granted cluster-admin through EKS access entries.", checks.iam_role_arn),
+        Key("clusterLogRetentionDays", "integer", _same(90),
+            "a CloudWatch Logs retention: " + ", ".join(map(str, checks.CLOUDWATCH_RETENTION_DAYS)),
+            "Days control-plane logs (api, audit, authenticator) are kept.",
+            lambda v: v in checks.CLOUDWATCH_RETENTION_DAYS),
         Key("nodeInstanceTypes", "array", (["t3.medium"], ["t3.large"], ["t3.large"]),
-            "EC2 instance types such as t3.large, at least one",
-            "Instance types of the managed node group.", checks.ec2_instance_type),
+            "x86_64 EC2 instance types such as t3.large (the image is linux/amd64), at least one",
+            "Instance types of the managed node group.",
+            lambda v: checks.ec2_instance_type(v) and not checks.arm_instance_type(v)),
         Key("nodeCapacityType", "string", _same("ON_DEMAND"), "ON_DEMAND | SPOT",
             "Capacity type of the node group.", _one_of("ON_DEMAND", "SPOT")),
         Key("nodeMinSize", "integer", _same(1), f"0..{NODE_GROUP_MAX_SIZE}",
@@ -201,13 +207,20 @@ KEYS: tuple[Key, ...] = (
             "Most nodes.", _between(1, NODE_GROUP_MAX_SIZE)),
     ),
     *_section(
-        "Workload",
+        "Registry and image",
+        Key("ecrKeepImages", "integer", _same(30), "1..1000",
+            "Images the ECR lifecycle policy keeps (the most recent ones).", _between(1, 1000)),
         Key("image", "string", _same(""),
-            "an image reference such as ghcr.io/org/agent:1.0, or empty",
-            "Image of the service. Empty: built from service/ and pushed to ECR.",
-            _optional(checks.image_reference)),
+            "an image reference pinned to a tag other than latest or to a digest, such as "
+            "ghcr.io/org/agent:1.0, or empty",
+            "Prebuilt image of the service (with buildImage false). Empty: built from service/.",
+            _optional(lambda v: checks.image_reference(v) and checks.pinned_image(v))),
         Key("buildImage", "boolean", _same(True), "true | false",
-            "Build the image from service/ (needs a container builder where `pulumi up` runs)."),
+            "Build service/ and push it to ECR, tagged by content (needs a Docker/BuildKit "
+            "builder where `pulumi up` runs)."),
+    ),
+    *_section(
+        "Workload",
         Key("apiMinReplicas", "integer", (1, 2, 3), "1..100", "HPA minimum of the API.",
             _between(1, 100)),
         Key("apiMaxReplicas", "integer", (3, 6, 20), "1..100", "HPA maximum of the API.",
@@ -319,6 +332,7 @@ class ClusterConfig:
     """EKS control plane and managed node group."""
 
     kubernetes_version: str
+    log_retention_days: int
     public_access_cidrs: tuple[str, ...]
     admin_role_arns: tuple[str, ...]
     node_instance_types: tuple[str, ...]
@@ -329,11 +343,18 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """ECR repository and where the image comes from."""
+
+    keep_images: int
+    image: str | None  # a prebuilt image (build_image false)
+    build_image: bool
+
+
+@dataclass(frozen=True)
 class WorkloadConfig:
     """The agent service on Kubernetes."""
 
-    image: str | None
-    build_image: bool
     api_min_replicas: int
     api_max_replicas: int
     worker_min_replicas: int
@@ -374,6 +395,7 @@ class StackConfig:
     cache: CacheConfig
     load_balancer: LoadBalancerConfig
     cluster: ClusterConfig
+    registry: RegistryConfig
     workload: WorkloadConfig
     secrets: SecretsConfig
 
@@ -555,6 +577,12 @@ class _Reader:
                 f"{NAMESPACE}:image: empty while buildImage is false; "
                 "allowed: an image reference such as ghcr.io/org/agent:1.0"
             )
+        if v["buildImage"] and v["image"]:
+            # Two sources for one image: say which one wins rather than guess.
+            raise ConfigError(
+                f"{NAMESPACE}:buildImage: true while image is set ({v['image']!r}); "
+                "allowed: false to deploy that image, or leave image empty to build service/"
+            )
         if v["modelBackend"] == "openai" and not v["modelUrl"]:
             raise ConfigError(
                 f"{NAMESPACE}:modelUrl: empty while modelBackend is openai; "
@@ -616,6 +644,7 @@ class _Reader:
             ),
             cluster=ClusterConfig(
                 kubernetes_version=v["kubernetesVersion"],
+                log_retention_days=v["clusterLogRetentionDays"],
                 public_access_cidrs=tuple(v["clusterPublicAccessCidrs"]),
                 admin_role_arns=tuple(v["adminRoleArns"]),
                 node_instance_types=tuple(v["nodeInstanceTypes"]),
@@ -624,9 +653,12 @@ class _Reader:
                 node_desired_size=v["nodeDesiredSize"],
                 node_max_size=v["nodeMaxSize"],
             ),
-            workload=WorkloadConfig(
+            registry=RegistryConfig(
+                keep_images=v["ecrKeepImages"],
                 image=v["image"] or None,
                 build_image=v["buildImage"],
+            ),
+            workload=WorkloadConfig(
                 api_min_replicas=v["apiMinReplicas"],
                 api_max_replicas=v["apiMaxReplicas"],
                 worker_min_replicas=v["workerMinReplicas"],

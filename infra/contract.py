@@ -15,3 +15,13 @@ READY_PATH = "/ready"  # readiness: PostgreSQL, Redis, draining, capacity
 PRESTOP_SLEEP_SECONDS = 15
 DEREGISTRATION_DELAY_SECONDS = 30
 TERMINATION_GRACE_PERIOD_SECONDS = 45
+
+# After SIGTERM the API answers /ready with 503 for SHUTDOWN_DRAIN_SECONDS while still serving,
+# then stops accepting and gives requests in flight up to SHUTDOWN_TIMEOUT_SECONDS. The worker
+# uses the timeout as its grace for running tasks. preStop + drain + timeout must end before the
+# kubelet's SIGKILL at TERMINATION_GRACE_PERIOD_SECONDS.
+SHUTDOWN_DRAIN_SECONDS = 5
+SHUTDOWN_TIMEOUT_SECONDS = 20
+METRICS_PATH = "/metrics"
+# The container's fixed numeric user and group (service/Dockerfile: USER 10001:10001).
+RUN_AS_USER = 10001

@@ -50,6 +50,7 @@ class DatabaseArgs:
 class Database(pulumi.ComponentResource):
     """One RDS PostgreSQL instance with its subnet group, parameter group and security group."""
 
+    identifier: pulumi.Output[str]
     address: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -145,6 +146,7 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.identifier = instance.identifier
         self.address = instance.address
         self.endpoint = instance.endpoint
         self.port = instance.port

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,7 @@ class RecordedResource:
     raw_inputs: Mapping[str, Any]
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    dependencies: tuple[str, ...] = ()  # URNs: explicit depends_on and inputs' resources
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -166,6 +168,32 @@ class Graph:
         """Direct children of a (component) resource."""
         return [r for r in self.resources if r.parent_urn == resource.urn]
 
+    def depends_on(self, resource: RecordedResource, other: RecordedResource) -> bool:
+        """Whether `resource` waits for `other`, directly or through its dependencies.
+
+        Depending on a component means waiting for all of its children (Pulumi expands it).
+        """
+        targets = {other.urn} | {r.urn for r in self.descendants(other)}
+        seen: set[str] = set()
+        todo = list(resource.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn in targets:
+                return True
+            if urn in seen:
+                continue
+            seen.add(urn)
+            found = self.by_urn(urn)
+            if found is not None:
+                todo.extend(found.dependencies)
+                todo.extend(r.urn for r in self.descendants(found))
+        return False
+
+    def descendants(self, resource: RecordedResource) -> list[RecordedResource]:
+        """Children, their children, and so on."""
+        found = self.children(resource)
+        return found + [d for child in found for d in self.descendants(child)]
+
     def to_document(self) -> dict[str, Any]:
         """The resources.json document (DESIGN.md): sorted, secrets as "[secret]"."""
         resources = sorted(self.resources, key=lambda r: (r.type, r.name))
@@ -215,6 +243,7 @@ _ID_PREFIX = {
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
     "aws:ec2/flowLog:FlowLog": "fl",
+    "aws:ec2/launchTemplate:LaunchTemplate": "lt",
 }
 
 # Type token module -> ARN service name, where they differ.
@@ -298,6 +327,37 @@ class PlatformMocks(pulumi_mocks.Mocks):
             return {"hex": _digest(name, length=int(plain.get("byteLength", 4)) * 2)}
         if typ == "eks:index:Cluster":
             return self._eks_cluster(plain.get("name", name), plain)
+        if typ == "eks:index:ManagedNodeGroup":
+            return {"placementGroupName": ""}
+        if typ.startswith("aws:iam/"):
+            kind = typ.rsplit(":", 1)[-1]
+            iam_name = plain.get("name") or plain.get("namePrefix", f"{name}-") + _digest(
+                name, length=7
+            )
+            path = {"Role": "role", "Policy": "policy"}.get(kind, kind.lower())
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:{path}/{iam_name}", "name": iam_name}
+        if typ == "aws:kms/key:Key":
+            key_id = str(uuid.UUID(hex=_digest(name, length=32)))
+            return {"arn": self._arn(typ, f"key/{key_id}"), "keyId": key_id}
+        if typ == "aws:ecr/repository:Repository":
+            repo = plain.get("name", name)
+            return {
+                "arn": self._arn(typ, f"repository/{repo}"),
+                "registryId": ACCOUNT_ID,
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{repo}",
+            }
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            return {"arn": self._arn(typ, f"launch-template/{ident}"), "latestVersion": 1}
+        if typ == "docker-build:index:Image":
+            digest = "sha256:" + _digest(json.dumps(plain, sort_keys=True), length=64)
+            tags = plain.get("tags") or [name]
+            return {"digest": digest, "ref": f"{tags[0]}@{digest}"}
+        if typ.startswith("kubernetes:") and "metadata" in plain:
+            # The provider auto-names objects without metadata.name (logical name + suffix); the
+            # logical name stands in for it here, as the render names their manifests.
+            metadata = dict(inputs["metadata"])
+            metadata.setdefault("name", name)
+            return {"metadata": metadata}
         if typ.startswith("aws:"):
             kind = typ.rsplit(":", 1)[-1].lower()
             return {"arn": self._arn(typ, f"{kind}/{ident}"), "name": plain.get("name", name)}
@@ -333,11 +393,17 @@ class PlatformMocks(pulumi_mocks.Mocks):
                 }
             ],
         }
+        # Without pulumi-eks's own security groups both ids are the one EKS creates, which
+        # managed nodes carry unless their launch template names others.
+        eks_group = f"sg-{_digest(cluster, 'eks-cluster')}"
+        skip_groups = bool(plain.get("skipDefaultSecurityGroups"))
+        cluster_group = eks_group if skip_groups else f"sg-{_digest(cluster, 'cluster')}"
+        node_group = eks_group if skip_groups else f"sg-{_digest(cluster, 'node')}"
         return {
             "kubeconfig": kubeconfig,
             "kubeconfigJson": json.dumps(kubeconfig),
-            "clusterSecurityGroupId": f"sg-{_digest(cluster, 'cluster')}",
-            "nodeSecurityGroupId": f"sg-{_digest(cluster, 'node')}",
+            "clusterSecurityGroupId": cluster_group,
+            "nodeSecurityGroupId": node_group,
             "oidcProviderArn": (
                 f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer.removeprefix('https://')}"
             ),
@@ -349,7 +415,7 @@ class PlatformMocks(pulumi_mocks.Mocks):
                 "subnetIds": plain.get("subnetIds", []),
                 "publicSubnetIds": plain.get("publicSubnetIds", []),
                 "privateSubnetIds": plain.get("privateSubnetIds", []),
-                "clusterSecurityGroupId": f"sg-{_digest(cluster, 'cluster')}",
+                "clusterSecurityGroupId": cluster_group,
             },
         }
 
@@ -361,15 +427,48 @@ class PlatformMocks(pulumi_mocks.Mocks):
             "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
             "aws:index/getRegion:getRegion": self._region,
             "aws:index/getPartition:getPartition": self._partition,
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._ecr_token,
+            "aws:eks/getAddonVersion:getAddonVersion": self._addon_version,
         }
         answer = answers.get(args.token)
         if answer is None:
             raise UnmockedInvokeError(
                 f"no mock answers invoke {args.token}; add it to PlatformMocks"
             )
-        return answer()
+        return answer(unwrap(dict(args.args)))
 
-    def _zones(self) -> dict:
+    def _ecr_token(self, args: Mapping[str, Any]) -> dict:
+        registry = args.get("registryId", ACCOUNT_ID)
+        password = _digest("ecr-token", registry, length=64)
+        return {
+            "id": self.region,
+            "registryId": registry,
+            "userName": "AWS",
+            "password": password,
+            "authorizationToken": f"QVdTOg{password}",
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+            "expiresAt": "2030-01-01T00:00:00Z",
+        }
+
+    # A plausible default version of each EKS add-on, per Kubernetes minor.
+    ADDON_VERSIONS: Mapping[str, str] = {
+        "coredns": "v1.12.4-eksbuild.1",
+        "metrics-server": "v0.8.1-eksbuild.2",
+        "kube-proxy": "v{minor}.0-eksbuild.2",
+        "vpc-cni": "v1.20.4-eksbuild.1",
+    }
+
+    def _addon_version(self, args: Mapping[str, Any]) -> dict:
+        addon, minor = args["addonName"], args["kubernetesVersion"]
+        return {
+            "id": addon,
+            "addonName": addon,
+            "kubernetesVersion": minor,
+            "mostRecent": bool(args.get("mostRecent", False)),
+            "version": self.ADDON_VERSIONS[addon].format(minor=minor),
+        }
+
+    def _zones(self, _args: Mapping[str, Any]) -> dict:
         return {
             "id": self.region,
             "names": list(self.zones),
@@ -379,7 +478,7 @@ class PlatformMocks(pulumi_mocks.Mocks):
         }
 
     @staticmethod
-    def _identity() -> dict:
+    def _identity(_args: Mapping[str, Any]) -> dict:
         return {
             "id": ACCOUNT_ID,
             "accountId": ACCOUNT_ID,
@@ -387,11 +486,11 @@ class PlatformMocks(pulumi_mocks.Mocks):
             "userId": "AIDAMOCKMOCKMOCKMOCK",
         }
 
-    def _region(self) -> dict:
+    def _region(self, _args: Mapping[str, Any]) -> dict:
         return {"id": self.region, "name": self.region, "region": self.region}
 
     @staticmethod
-    def _partition() -> dict:
+    def _partition(_args: Mapping[str, Any]) -> dict:
         return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}
 
 
@@ -442,6 +541,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     raw_inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
                     id=response.id,
                     outputs=unwrap(self.resources[response.urn].state),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response

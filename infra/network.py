@@ -72,6 +72,7 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
     database_subnet_ids: list[pulumi.Output[str]]
+    database_subnet_cidrs: list[str]  # for NetworkPolicies towards the data stores
     workload_security_group_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
@@ -220,6 +221,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = [s.id for s in public]
         self.private_subnet_ids = [s.id for s in private]
         self.database_subnet_ids = [s.id for s in database]
+        self.database_subnet_cidrs = [plan.database for plan in plans]
         self.workload_security_group_id = workload_sg.id
         self.register_outputs(
             {

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,29 @@ def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:
     group_version, kind = parts[1], parts[2]
     if group_version.split("/")[0] in _NOT_OBJECT_GROUPS or "/" not in group_version:
         return None
-    body = _intify(mocking.redact(resource.raw_inputs))
+    body = _intify(mocking.redact(_secret_values_by_key(kind, resource.raw_inputs)))
     api_version = body.pop("apiVersion", None) or group_version.removeprefix("core/")
     kind = body.pop("kind", None) or kind
     metadata = dict(body.pop("metadata", None) or {})
     # Without metadata.name the provider auto-names the object from its logical name.
     metadata.setdefault("name", resource.name)
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}
+
+
+def _secret_values_by_key(kind: str, raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Secret's data as `{key: <secret>}`, so the manifest keeps its shape once redacted.
+
+    A secret nested in an object makes the whole property secret on the wire; the key names are
+    not secret (the pods' environment names them), their values stay "[secret]".
+    """
+    if kind != "Secret":
+        return raw
+    out = dict(raw)
+    for prop in ("data", "stringData"):
+        value = raw.get(prop)
+        if mocking.is_secret(value) and isinstance(value["value"], Mapping):
+            out[prop] = {k: mocking.wrap_secret(v) for k, v in value["value"].items()}
+    return out
 
 
 def manifest_filename(manifest: dict[str, Any]) -> str:

@@ -1,24 +1,35 @@
 """The program: reads the config, composes the components, returns the stack outputs.
 
-`compose()` returns every component in a `Platform`, so the next pieces (cluster, workload)
-extend it by adding a component and passing it what it needs.
+`compose()` returns every component in a `Platform`: network, cluster, data stores, load
+balancer, registry, cluster add-ons and the workload, each given what it needs by the others.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra import checks
+from infra.addons import Addons, AddonsArgs
 from infra.cache import Cache, CacheArgs
+from infra.cluster import Cluster, ClusterArgs
 from infra.config import NAMESPACE, ConfigError, StackConfig, load_config
 from infra.database import Database, DatabaseArgs
+from infra.k8s.pods import Resources
 from infra.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.naming import NAME_RULES, physical_name
 from infra.network import Network, NetworkArgs
+from infra.registry import Registry, RegistryArgs, content_tag
 from infra.tags import default_tags
+from infra.workload import Scaling, Workload, WorkloadArgs
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+BUILD_CONTEXT = "service"  # relative to the project: `pulumi up` runs there
 
 
 @dataclass(frozen=True)
@@ -29,9 +40,14 @@ class Platform:
     provider: aws.Provider
     availability_zones: list[str]
     network: Network
+    cluster: Cluster
     database: Database
     cache: Cache
     load_balancer: LoadBalancer
+    registry: Registry
+    addons: Addons
+    workload: Workload
+    image: pulumi.Output[str]
 
 
 def aws_provider(cfg: StackConfig) -> aws.Provider:
@@ -85,8 +101,30 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         opts,
     )
-    # The data stores admit the workload security group, which the cluster attaches to its
-    # nodes; nothing else, and never an address range.
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            name=physical_name(cfg.name_prefix, limit=NAME_RULES["eks:index:Cluster"].limit),
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            workload_security_group_id=network.workload_security_group_id,
+            public_access_cidrs=cfg.cluster.public_access_cidrs,
+            admin_role_arns=cfg.cluster.admin_role_arns,
+            node_instance_types=cfg.cluster.node_instance_types,
+            node_capacity_type=cfg.cluster.node_capacity_type,
+            node_min_size=cfg.cluster.node_min_size,
+            node_desired_size=cfg.cluster.node_desired_size,
+            node_max_size=cfg.cluster.node_max_size,
+            log_retention_days=cfg.cluster.log_retention_days,
+            deletion_protection=cfg.deletion_protection,
+            partition=cfg.partition,
+        ),
+        pulumi.ResourceOptions(providers={"aws": provider}),
+    )
+    # The data stores admit the workload security group, which the cluster's launch template
+    # attaches to every node (and so to every pod on the VPC CNI); nothing else, and never an
+    # address range.
     clients = [network.workload_security_group_id]
     database = Database(
         "database",
@@ -143,7 +181,109 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         opts,
     )
-    return Platform(cfg, provider, zones, network, database, cache, load_balancer)
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            repository_name=physical_name(
+                cfg.name_prefix,
+                "agent-service",
+                limit=NAME_RULES["aws:ecr/repository:Repository"].limit,
+            ),
+            keep_images=cfg.registry.keep_images,
+            force_delete=not cfg.deletion_protection,
+            build_context=BUILD_CONTEXT if cfg.registry.build_image else None,
+            image_tag=content_tag(PROJECT_DIR / BUILD_CONTEXT)
+            if cfg.registry.build_image
+            else None,
+        ),
+        opts,
+    )
+    if registry.image_ref is not None:
+        image: pulumi.Output[str] = registry.image_ref
+        image_version = content_tag(PROJECT_DIR / BUILD_CONTEXT)
+    else:
+        prebuilt = cfg.registry.image or ""
+        image = pulumi.Output.from_input(prebuilt)
+        image_version = label_value(checks.image_tag(prebuilt) or prebuilt.rsplit(":", 1)[-1])
+
+    both = pulumi.ResourceOptions(providers={"aws": provider, "kubernetes": cluster.provider})
+    addons = Addons(
+        "addons",
+        AddonsArgs(
+            cluster_name=cluster.name,
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            region=cfg.region,
+            vpc_id=network.vpc_id,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            cluster_ready=cluster.ready,
+        ),
+        both,
+    )
+    w = cfg.workload
+    workload = Workload(
+        "workload",
+        WorkloadArgs(
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            image=image,
+            image_version=image_version,
+            region=cfg.region,
+            vpc_cidr=cfg.network.vpc_cidr,
+            database_subnet_cidrs=network.database_subnet_cidrs,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            db_secret_arn=database.secret_arn,
+            db_host=database.address,
+            db_port=database.port,
+            db_name=database.db_name,
+            redis_host=cache.primary_endpoint,
+            redis_port=cache.port,
+            redis_auth_token=cache.auth_token,
+            api_keys=cfg.secrets.api_keys,
+            model_api_key=cfg.secrets.model_api_key,
+            settings=service_settings(cfg),
+            resources=Resources(w.cpu_request, w.memory_request, w.cpu_limit, w.memory_limit),
+            api_scaling=Scaling(
+                w.api_min_replicas, w.api_max_replicas, w.hpa_cpu_target, w.hpa_memory_target
+            ),
+            worker_scaling=Scaling(
+                w.worker_min_replicas,
+                w.worker_max_replicas,
+                w.hpa_cpu_target,
+                w.hpa_memory_target,
+            ),
+            target_group_arn=load_balancer.target_group_arn,
+            cluster_ready=cluster.ready,
+            load_balancer_controller=addons.load_balancer_controller,
+        ),
+        both,
+    )
+    return Platform(
+        cfg, provider, zones, network, cluster, database, cache, load_balancer, registry,
+        addons, workload, image,
+    )  # fmt: skip
+
+
+def service_settings(cfg: StackConfig) -> dict[str, str]:
+    """The service's non-secret settings that come from the stack config."""
+    w = cfg.workload
+    settings = {
+        "AGENT_TYPE": w.agent_type,
+        "MAX_CONCURRENT_SESSIONS": str(w.max_concurrent_sessions),
+        "MODEL_BACKEND": w.model_backend,
+        "LOG_LEVEL": w.log_level,
+    }
+    if w.model_url:
+        settings["MODEL_URL"] = w.model_url
+    if w.model_id:
+        settings["MODEL_ID"] = w.model_id
+    return settings
+
+
+def label_value(text: str) -> str:
+    """`text` as a Kubernetes label value (63 characters of [A-Za-z0-9_.-], alphanumeric ends)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned) or "unknown"
 
 
 def outputs(platform: Platform) -> dict[str, Any]:
@@ -167,6 +307,19 @@ def outputs(platform: Platform) -> dict[str, Any]:
         "redisPrimaryEndpoint": p.cache.primary_endpoint,
         "redisPort": p.cache.port,
         "redisAuthToken": p.cache.auth_token,
+        "region": p.config.region,
+        "clusterName": p.cluster.name,
+        "kubernetesVersion": p.config.cluster.kubernetes_version,
+        "kubeconfig": p.cluster.kubeconfig,
+        "oidcProviderArn": p.cluster.oidc_provider_arn,
+        "nodeSecurityGroupId": p.cluster.node_security_group_id,
+        "ecrRepositoryUrl": p.registry.repository_url,
+        "image": p.image,
+        "namespace": p.workload.namespace,
+        "serviceUrl": p.load_balancer.url,
+        "apiKeys": p.workload.api_keys,
+        "dbInstanceIdentifier": p.database.identifier,
+        "cacheReplicationGroupId": p.cache.replication_group_id,
     }
 
 

@@ -18,13 +18,22 @@ from infra import checks
 from infra.mocking import Graph, RecordedResource
 from infra.naming import NAME_RULES
 
-# Types with nothing to create in AWS.
+# Types with nothing to create in AWS (Kubernetes objects are validated against their schemas
+# and by checkov instead; the image is built by `pulumi up`).
 SKIPPED = {
     "pulumi:providers:aws",
+    "pulumi:providers:kubernetes",
+    "pulumi:providers:docker-build",
     "random:index/randomPassword:RandomPassword",
     "random:index/randomId:RandomId",
+    "docker-build:index:Image",
 }
-SKIPPED_PREFIXES = ("agent-platform:infra:",)
+SKIPPED_PREFIXES = ("agent-platform:infra:", "kubernetes:")
+# AWS resources moto cannot create, and why.
+NOT_REPLAYED = {"aws:eks/addon:Addon": "moto has no EKS add-on API"}
+# pulumi-eks components: replayed as the EKS cluster (with the security group EKS creates for
+# it) and the managed node group they stand for.
+EKS_COMPONENTS = ("eks:index:Cluster", "eks:index:ManagedNodeGroup")
 
 # Dependency order of the replay.
 ORDER = [
@@ -42,11 +51,20 @@ ORDER = [
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:cloudwatch/logGroup:LogGroup",
     "aws:iam/role:Role",
-    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/policy:Policy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:ec2/flowLog:FlowLog",
+    "aws:kms/key:Key",
+    "aws:kms/alias:Alias",
+    "eks:index:Cluster",
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "eks:index:ManagedNodeGroup",
+    "aws:ecr/repository:Repository",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "aws:rds/subnetGroup:SubnetGroup",
     "aws:rds/parameterGroup:ParameterGroup",
     "aws:rds/instance:Instance",
+    "aws:iam/rolePolicy:RolePolicy",  # after the RDS-managed secret it may name
     "aws:elasticache/subnetGroup:SubnetGroup",
     "aws:elasticache/replicationGroup:ReplicationGroup",
     "aws:lb/loadBalancer:LoadBalancer",
@@ -95,6 +113,9 @@ class Replay:
         self.wafv2 = client("wafv2")
         self.logs = client("logs")
         self.iam = client("iam")
+        self.kms = client("kms")
+        self.ecr = client("ecr")
+        self.eks = client("eks")
         self.refs: dict[str, str] = {}
         self.created: list[tuple[str, str]] = []
 
@@ -148,6 +169,7 @@ class Replay:
             for r in graph.resources
             if r.type not in handlers
             and r.type not in SKIPPED
+            and r.type not in NOT_REPLAYED
             and not r.type.startswith(SKIPPED_PREFIXES)
         }
         if unknown:
@@ -156,8 +178,20 @@ class Replay:
             for resource in sorted(graph.of_type(token), key=lambda r: r.name):
                 handlers[token](resource)
 
+    @staticmethod
+    def replayed(graph: Graph) -> list[RecordedResource]:
+        """What `run` creates: every AWS resource moto can make, and the EKS stand-ins."""
+        return [
+            r
+            for r in graph.resources
+            if (r.type.startswith("aws:") and r.type not in NOT_REPLAYED)
+            or r.type in EKS_COMPONENTS
+        ]
+
     def _handler(self, token: str) -> Callable[[RecordedResource], None]:
         module, kind = token.split(":")[1].split("/")[0], token.rsplit(":", 1)[-1]
+        if token in EKS_COMPONENTS:
+            module = "eks"
         return getattr(self, f"_{module}_{kind}")
 
     # EC2 ------------------------------------------------------------------------------------
@@ -286,14 +320,16 @@ class Replay:
             RoleName=self.physical_name(r),
             AssumeRolePolicyDocument=r.get("assumeRolePolicy"),
         )["Role"]
-        self.remember(r, role["RoleName"], arn=role["Arn"])
+        self.remember(r, role["RoleName"], arn=role["Arn"], name=role["RoleName"])
+        self.refs[f"arn-of:{r.id}"] = role["Arn"]
 
     def _iam_RolePolicy(self, r):
         policy = json.loads(r.get("policy"))
         for statement in policy["Statement"]:
+            resources = statement["Resource"]
             statement["Resource"] = [
                 self.ref(x.removesuffix(":*")) + (":*" if x.endswith(":*") else "")
-                for x in statement["Resource"]
+                for x in (resources if isinstance(resources, list) else [resources])
             ]
         self.iam.put_role_policy(
             RoleName=self.ref(r.get("role")),
@@ -301,6 +337,145 @@ class Replay:
             PolicyDocument=json.dumps(policy),
         )
         self.remember(r, self.physical_name(r))
+
+    def _iam_Policy(self, r):
+        policy = self.iam.create_policy(
+            PolicyName=self.physical_name(r),
+            PolicyDocument=r.get("policy"),
+            Description=r.get("description"),
+        )["Policy"]
+        self.remember(r, policy["Arn"], arn=policy["Arn"])
+
+    def _iam_RolePolicyAttachment(self, r):
+        arn = r.get("policyArn")
+        # AWS managed policies (arn:aws:iam::aws:policy/...) exist already.
+        policy_arn = arn if ":iam::aws:policy/" in arn else self.ref(arn)
+        self.iam.attach_role_policy(RoleName=self.ref(r.get("role")), PolicyArn=policy_arn)
+        self.remember(r, f"{r.get('role')}/{policy_arn}")
+
+    # KMS, ECR -------------------------------------------------------------------------------
+    def _kms_Key(self, r):
+        key = self.kms.create_key(Description=r.get("description"))["KeyMetadata"]
+        if r.get("enableKeyRotation"):
+            self.kms.enable_key_rotation(KeyId=key["KeyId"])
+        days = r.get("deletionWindowInDays")
+        if not 7 <= days <= 30:
+            raise ReplayRuleError(f"a KMS deletion window is 7..30 days, got {days}")
+        self.remember(r, key["KeyId"], arn=key["Arn"], keyId=key["KeyId"])
+
+    def _kms_Alias(self, r):
+        self.kms.create_alias(AliasName=r.get("name"), TargetKeyId=self.ref(r.get("targetKeyId")))
+        self.remember(r, r.get("name"))
+
+    def _ecr_Repository(self, r):
+        (encryption,) = r.get("encryptionConfigurations")
+        repo = self.ecr.create_repository(
+            repositoryName=r.get("name"),
+            imageTagMutability=r.get("imageTagMutability"),
+            imageScanningConfiguration={
+                "scanOnPush": r.get("imageScanningConfiguration")["scanOnPush"]
+            },
+            encryptionConfiguration={"encryptionType": encryption["encryptionType"]},
+        )["repository"]
+        self.remember(
+            r,
+            repo["repositoryName"],
+            name=repo["repositoryName"],
+            arn=repo["repositoryArn"],
+            repositoryUrl=repo["repositoryUri"],
+        )
+
+    def _ecr_LifecyclePolicy(self, r):
+        name = self.ref(r.get("repository"))
+        self.ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=r.get("policy"))
+        self.remember(r, name)
+
+    # EKS ------------------------------------------------------------------------------------
+    def _eks_Cluster(self, r):
+        subnets = [self.ref(s) for s in r.get("privateSubnetIds")]
+        self.require_two_zones("an EKS cluster", subnets)
+        vpc = self.ref(r.get("vpcId"))
+        # The security group EKS creates for the cluster (and its managed nodes).
+        group = self.ec2.create_security_group(
+            GroupName=f"eks-cluster-sg-{r.get('name')}",
+            Description="EKS created security group applied to ENI",
+            VpcId=vpc,
+        )["GroupId"]
+        role = self.iam.create_role(
+            RoleName=f"{r.name}-eksRole", AssumeRolePolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action":
+                 "sts:AssumeRole", "Principal": {"Service": "eks.amazonaws.com"}}]}),
+        )["Role"]  # fmt: skip
+        cluster = self.eks.create_cluster(
+            name=r.get("name"),
+            version=r.get("version"),
+            roleArn=role["Arn"],
+            resourcesVpcConfig={
+                "subnetIds": subnets,
+                "endpointPrivateAccess": r.get("endpointPrivateAccess"),
+                "endpointPublicAccess": r.get("endpointPublicAccess"),
+                "publicAccessCidrs": r.get("publicAccessCidrs"),
+            },
+            logging={
+                "clusterLogging": [{"types": r.get("enabledClusterLogTypes"), "enabled": True}]
+            },
+        )["cluster"]
+        self.refs[r.outputs["nodeSecurityGroupId"]] = group
+        self.refs[r.outputs["clusterSecurityGroupId"]] = group
+        self.refs[r.urn] = cluster["name"]  # components are referenced by URN
+        self.remember(r, cluster["name"])
+
+    def _ec2_LaunchTemplate(self, r):
+        options = r.get("metadataOptions")
+        if options.get("httpTokens") != "required":
+            raise ReplayRuleError("node launch templates must require IMDSv2")
+        data = {
+            "MetadataOptions": {
+                "HttpEndpoint": options["httpEndpoint"],
+                "HttpTokens": options["httpTokens"],
+                "HttpPutResponseHopLimit": options["httpPutResponseHopLimit"],
+                "InstanceMetadataTags": options["instanceMetadataTags"],
+            },
+            "SecurityGroupIds": [self.ref(g) for g in r.get("vpcSecurityGroupIds")],
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": m["deviceName"],
+                    "Ebs": {
+                        "VolumeSize": m["ebs"]["volumeSize"],
+                        "VolumeType": m["ebs"]["volumeType"],
+                        "Encrypted": m["ebs"]["encrypted"] in (True, "true"),
+                        "DeleteOnTermination": m["ebs"]["deleteOnTermination"] in (True, "true"),
+                    },
+                }
+                for m in r.get("blockDeviceMappings")
+            ],
+        }
+        template = self.ec2.create_launch_template(
+            LaunchTemplateName=self.physical_name(r), LaunchTemplateData=data
+        )["LaunchTemplate"]
+        self.remember(r, template["LaunchTemplateId"])
+
+    def _eks_ManagedNodeGroup(self, r):
+        scaling = r.get("scalingConfig")
+        if not scaling["minSize"] <= scaling["desiredSize"] <= scaling["maxSize"]:
+            raise ReplayRuleError(f"node group sizes out of order: {scaling}")
+        subnets = [self.ref(s) for s in r.get("subnetIds")]
+        self.require_two_zones("a node group", subnets)
+        template = r.get("launchTemplate")
+        group = self.eks.create_nodegroup(
+            clusterName=self.ref(r.get("cluster")),
+            nodegroupName=f"{r.name}-1a2b3c4",
+            scalingConfig=scaling,
+            subnets=subnets,
+            instanceTypes=r.get("instanceTypes"),
+            amiType=r.get("amiType"),
+            capacityType=r.get("capacityType"),
+            nodeRole=self.refs[f"arn-of:{r.get('nodeRole')}"],
+            labels=r.get("labels"),
+            tags=r.get("tags"),
+            launchTemplate={"id": self.ref(template["id"]), "version": template["version"]},
+        )["nodegroup"]
+        self.remember(r, group["nodegroupName"])
 
     def _ec2_FlowLog(self, r):
         result = self.ec2.create_flow_logs(
@@ -396,6 +571,8 @@ class Replay:
             **optional,
         )["DBInstance"]
         self.remember(r, instance["DBInstanceIdentifier"])
+        mock_secret = r.outputs["masterUserSecrets"][0]["secretArn"]
+        self.refs[mock_secret] = instance["MasterUserSecret"]["SecretArn"]
 
     # ElastiCache ----------------------------------------------------------------------------
     def _elasticache_SubnetGroup(self, r):

@@ -22,7 +22,7 @@ def test_the_cache_is_encrypted_at_rest_and_requires_tls(graph):
 
 def test_the_auth_token_comes_from_pulumi_random_and_stays_secret(graph):
     group = graph.one(GROUP)
-    password = graph.one("random:index/randomPassword:RandomPassword")
+    password = graph.one("random:index/randomPassword:RandomPassword", "cache-")
     assert group.is_secret("authToken")
     assert group.get("authToken") == password.outputs["result"]
     assert password.get("special") is False and password.get("length") == 64

@@ -43,6 +43,7 @@ TYPED: dict[str, Callable[[StackConfig], Any]] = {
     "certificateArn": lambda c: c.load_balancer.certificate_arn or "",
     "wafRateLimit": lambda c: c.load_balancer.waf_rate_limit,
     "kubernetesVersion": lambda c: c.cluster.kubernetes_version,
+    "clusterLogRetentionDays": lambda c: c.cluster.log_retention_days,
     "clusterPublicAccessCidrs": lambda c: list(c.cluster.public_access_cidrs),
     "adminRoleArns": lambda c: list(c.cluster.admin_role_arns),
     "nodeInstanceTypes": lambda c: list(c.cluster.node_instance_types),
@@ -50,8 +51,9 @@ TYPED: dict[str, Callable[[StackConfig], Any]] = {
     "nodeMinSize": lambda c: c.cluster.node_min_size,
     "nodeDesiredSize": lambda c: c.cluster.node_desired_size,
     "nodeMaxSize": lambda c: c.cluster.node_max_size,
-    "image": lambda c: c.workload.image or "",
-    "buildImage": lambda c: c.workload.build_image,
+    "ecrKeepImages": lambda c: c.registry.keep_images,
+    "image": lambda c: c.registry.image or "",
+    "buildImage": lambda c: c.registry.build_image,
     "apiMinReplicas": lambda c: c.workload.api_min_replicas,
     "apiMaxReplicas": lambda c: c.workload.api_max_replicas,
     "workerMinReplicas": lambda c: c.workload.worker_min_replicas,
@@ -141,8 +143,8 @@ def test_a_key_set_in_the_stack_overrides_the_environment_default():
 
 
 def test_lists_accept_json_or_comma_separated_values():
-    cfg = loaded("dev", {"nodeInstanceTypes": "t3.large, m7g.xlarge"})
-    assert cfg.cluster.node_instance_types == ("t3.large", "m7g.xlarge")
+    cfg = loaded("dev", {"nodeInstanceTypes": "t3.large, m6i.xlarge"})
+    assert cfg.cluster.node_instance_types == ("t3.large", "m6i.xlarge")
     cfg = loaded("dev", {"albIngressCidrs": ["203.0.113.0/24", "198.51.100.0/24"]})
     assert cfg.load_balancer.ingress_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
 
@@ -218,9 +220,12 @@ BAD_VALUES = [
     ),
     ("wafRateLimit", "dev", {"wafRateLimit": 5}, "5"),
     ("kubernetesVersion", "dev", {"kubernetesVersion": "1.29"}, "'1.29'"),
+    ("kubernetesVersion", "dev", {"kubernetesVersion": "1.34"}, "'1.34'"),  # std support ends
+    ("clusterLogRetentionDays", "dev", {"clusterLogRetentionDays": 45}, "45"),
     ("clusterPublicAccessCidrs", "dev", {"clusterPublicAccessCidrs": ["0.0.0.0/33"]}, "'0.0"),
     ("adminRoleArns", "dev", {"adminRoleArns": ["arn:aws:iam::123:role/x"]}, "'arn:aws:iam::123"),
     ("nodeInstanceTypes", "dev", {"nodeInstanceTypes": ["t3.larg"]}, "'t3.larg'"),
+    ("nodeInstanceTypes", "dev", {"nodeInstanceTypes": ["m7g.large"]}, "'m7g.large'"),  # arm64
     ("nodeCapacityType", "dev", {"nodeCapacityType": "spot"}, "'spot'"),
     ("nodeMinSize", "dev", {"nodeMinSize": 5}, "5 is greater than nodeMaxSize (3)"),
     ("nodeDesiredSize", "prod", {"nodeDesiredSize": 11}, "11 is greater than nodeMaxSize (10)"),
@@ -247,6 +252,10 @@ BAD_VALUES = [
     ("logLevel", "dev", {"logLevel": "verbose"}, "'verbose'"),
     ("image", "dev", {"image": "Registry/UPPER:tag"}, "'Registry/UPPER:tag'"),
     ("image", "dev", {"buildImage": False}, "empty while buildImage is false"),
+    ("image", "dev", {"buildImage": False, "image": "ghcr.io/org/agent:latest"}, "agent:latest'"),
+    ("image", "dev", {"buildImage": False, "image": "ghcr.io/org/agent"}, "'ghcr.io/org/agent'"),
+    ("buildImage", "dev", {"image": "ghcr.io/org/agent:1.0"}, "true while image is set"),
+    ("ecrKeepImages", "dev", {"ecrKeepImages": 0}, "0"),
     ("buildImage", "dev", {"buildImage": "sometimes"}, "'sometimes'"),
 ]
 

@@ -87,9 +87,13 @@ def test_every_resource_is_parented_to_its_component(stack):
     assert top_level == {
         "pulumi:providers:aws",
         "agent-platform:infra:Network",
+        "agent-platform:infra:Cluster",
         "agent-platform:infra:Database",
         "agent-platform:infra:Cache",
         "agent-platform:infra:LoadBalancer",
+        "agent-platform:infra:Registry",
+        "agent-platform:infra:Addons",
+        "agent-platform:infra:Workload",
     }
 
 

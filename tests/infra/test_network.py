@@ -150,7 +150,7 @@ def test_flow_logs_follow_the_environment(stack):
 
 def test_prod_flow_logs_capture_all_vpc_traffic_into_retained_logs(prod):
     flow_log = prod.one("aws:ec2/flowLog:FlowLog")
-    log_group = prod.one("aws:cloudwatch/logGroup:LogGroup")
+    log_group = prod.one("aws:cloudwatch/logGroup:LogGroup", "flow-logs")
     assert flow_log.get("vpcId") == prod.one("aws:ec2/vpc:Vpc").id
     assert flow_log.get("trafficType") == "ALL"
     assert flow_log.get("logDestinationType") == "cloud-watch-logs"
@@ -165,7 +165,7 @@ def test_flow_log_role_is_scoped_to_this_account_and_its_log_group(prod):
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
     policy = prod.one("aws:iam/rolePolicy:RolePolicy", name_contains="flow-logs")
     (allow,) = json.loads(policy.get("policy"))["Statement"]
-    log_group_arn = prod.one("aws:cloudwatch/logGroup:LogGroup").outputs["arn"]
+    log_group_arn = prod.one("aws:cloudwatch/logGroup:LogGroup", "flow-logs").outputs["arn"]
     assert allow["Resource"] == [log_group_arn, f"{log_group_arn}:*"]
     assert "*" not in allow["Action"]
 

@@ -211,7 +211,8 @@ def test_write_puts_one_file_per_object_and_drops_stale_ones(tmp_path):
     files = sorted(p.name for p in (tmp_path / "manifests").iterdir())
     assert files == ["agent_secret_keys.yaml", "cluster_namespace_agent.yaml"]
     text = (tmp_path / "manifests" / "agent_secret_keys.yaml").read_text()
-    assert "stringData: '[secret]'" in text and "API_KEYS" not in text
+    # Keys stay (the manifest keeps a Secret's shape and validates), values do not.
+    assert "stringData:\n  API_KEYS: '[secret]'\n" in text and "'k'" not in text
 
 
 def test_config_docs_prints_the_pulumi_yaml_block_and_the_readme_table(capsys):

@@ -1,0 +1,146 @@
+"""Registry component: the service's ECR repository and, optionally, the image built into it.
+
+The repository is private, KMS-encrypted, scans every push and has immutable tags (a tag always
+means the same image); its lifecycle policy keeps the most recent images. With `build` set,
+service/ is built with BuildKit (pulumi-docker-build) and pushed under a tag derived from the
+build context's content: an unchanged tree is not rebuilt, and the render stays deterministic.
+The image reference handed on is `<repository>:<tag>@<digest>`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker_build as docker_build
+
+
+def content_tag(context: Path) -> str:
+    """`src-<12 hex>`: a hash of every file Docker would send (the .dockerignore applies)."""
+    ignore = context / ".dockerignore"
+    patterns = [
+        line.strip()
+        for line in (ignore.read_text().splitlines() if ignore.is_file() else [])
+        if line.strip() and not line.startswith("#")
+    ]
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        relative = path.relative_to(context).as_posix()
+        if _ignored(relative, patterns):
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"src-{digest.hexdigest()[:12]}"
+
+
+def _ignored(relative: str, patterns: list[str]) -> bool:
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in (p.rstrip("/") for p in patterns):
+        bare = pattern.removeprefix("**/")
+        for prefix in prefixes:
+            if fnmatch.fnmatchcase(prefix, pattern):
+                return True
+            # `**/x` matches x at any depth.
+            if pattern.startswith("**/") and fnmatch.fnmatchcase(prefix.rsplit("/", 1)[-1], bare):
+                return True
+    return False
+
+
+def lifecycle_policy(keep: int) -> str:
+    """Expire all but the `keep` most recently pushed images."""
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"Keep the last {keep} images",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": keep,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    """Inputs of the Registry component."""
+
+    repository_name: str
+    keep_images: int
+    force_delete: bool  # non-prod: destroy the stack even with images left
+    build_context: str | None  # a directory relative to the project (None: no build)
+    image_tag: str | None = None  # the tag to push the build under (content_tag of the context)
+
+
+class Registry(pulumi.ComponentResource):
+    """ECR repository (+ the built and pushed image)."""
+
+    repository_url: pulumi.Output[str]
+    image_ref: pulumi.Output[str] | None  # `<repo>:<tag>@sha256:...` when built
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agent-platform:infra:Registry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        repository = aws.ecr.Repository(
+            f"{name}-repository",
+            name=args.repository_name,
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
+                scan_on_push=True
+            ),
+            encryption_configurations=[
+                aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")
+            ],
+            force_delete=args.force_delete,
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=repository.name,
+            policy=lifecycle_policy(args.keep_images),
+            opts=child,
+        )
+
+        self.image_ref = None
+        if args.build_context is not None:
+            if not args.image_tag:
+                raise ValueError("a build needs image_tag (content_tag of the context)")
+            token = aws.ecr.get_authorization_token_output(
+                registry_id=repository.registry_id,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            builder = docker_build.Provider(f"{name}-docker-build", opts=child)
+            context = args.build_context
+            image = docker_build.Image(
+                f"{name}-image",
+                context=docker_build.BuildContextArgs(location=context),
+                dockerfile=docker_build.DockerfileArgs(location=f"{context}/Dockerfile"),
+                platforms=[docker_build.Platform.LINUX_AMD64],  # the nodes are x86_64
+                tags=[repository.repository_url.apply(lambda url: f"{url}:{args.image_tag}")],
+                push=True,
+                registries=[
+                    docker_build.RegistryArgs(
+                        address=repository.repository_url,
+                        username=token.user_name,
+                        password=pulumi.Output.secret(token.password),
+                    )
+                ],
+                # Previews need no Docker daemon; the build happens on `pulumi up`.
+                build_on_preview=False,
+                opts=pulumi.ResourceOptions(parent=self, provider=builder),
+            )
+            self.image_ref = image.ref
+
+        self.repository_url = repository.repository_url
+        self.register_outputs({"repositoryUrl": self.repository_url, "imageRef": self.image_ref})
