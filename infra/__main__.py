@@ -1,4 +1,4 @@
-"""Command line of the platform package: `python -m infra render|config-docs`."""
+"""Command line of the platform package: `python -m infra render|config-docs|verify`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from infra.config import ConfigError
 from infra.stackfiles import StackFileError
+from infra.verify import add_arguments as add_verify_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,19 @@ def main(argv: list[str] | None = None) -> int:
         "--project-dir", type=Path, default=Path(), help="where Pulumi.yaml is (default: .)"
     )
     commands.add_parser("config-docs", help="print Pulumi.yaml's config block and README table")
+    add_verify_arguments(
+        commands.add_parser("verify", help="check that a deployed stack is up and serving")
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "verify":
+        from infra.verify import VerifyError, options_from, verify
+
+        try:
+            return 0 if verify(options_from(args)) else 1
+        except VerifyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     if args.command == "config-docs":
         import yaml
