@@ -24,7 +24,7 @@ export PG_PORT REDIS_PORT
 export TEST_DATABASE_URL ?= postgresql+asyncpg://agent:agent@127.0.0.1:$(PG_PORT)/agent
 export TEST_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: setup up preview destroy render serve test test-infra test-service services services-stop bench lint image-smoke clean
+.PHONY: setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt service/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ destroy: pulumi-stack ## destroy STACK (see README "Destroying a stack")
 render: setup ## offline plan of STACK into OUT (default out/STACK)
 	$(PY) -m infra render --stack "$(STACK)" --out "$(OUT)"
 
+verify: setup ## check deployed STACK: EKS, RDS, ElastiCache, ALB targets, HTTP (Pulumi CLI + AWS)
+	$(PY) -m infra verify --stack "$(STACK)"
+
 # --- the service ----------------------------------------------------------------------------
 serve: setup ## the agent service on http://127.0.0.1:8000 (embedded SQLite, in-process cache)
 	cd service && API_KEYS="$${API_KEYS:-dev-key}" HOST="$${HOST:-127.0.0.1}" ../$(PY) -m agent_service
@@ -70,6 +73,9 @@ test: setup services ## every test
 test-infra: setup
 	$(PY) -m pytest tests/infra
 
+policy: setup ## the policy pack on every stack's graph and on broken graphs; workflow checks
+	$(PY) -m pytest tests/policy
+
 test-service: setup services ## the service tests (real PostgreSQL and Redis, and SQLite)
 	$(PY) -m pytest tests/service
 
@@ -83,6 +89,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint service/Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
