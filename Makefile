@@ -32,7 +32,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt service/pyproject.toml
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed ## create ./venv with the program, the service and the test tools
+# checkov pins boto3 and friends to versions the service cannot share: it gets its own venv.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) ## create ./venv (program, service, test tools) and .venv-checkov
 
 # --- the platform ---------------------------------------------------------------------------
 pulumi-stack: setup

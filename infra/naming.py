@@ -58,7 +58,11 @@ NAME_RULES: dict[str, NameRule] = {
     "aws:cloudwatch/logGroup:LogGroup": NameRule("name", 512),
     "aws:eks/cluster:Cluster": NameRule("name", 100),
     "eks:index:Cluster": NameRule("name", 100),
-    "aws:ecr/repository:Repository": NameRule("name", 256),
+    "aws:ecr/repository:Repository": NameRule(
+        "name", 256, re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+    ),
+    "aws:ec2/launchTemplate:LaunchTemplate": NameRule("name", 128),
+    "aws:kms/alias:Alias": NameRule("name", 256, re.compile(r"^alias/[A-Za-z0-9/_-]+$")),
 }
 
 # Not a name AWS stores under a resource type, but limited all the same.

@@ -64,10 +64,13 @@ class Deadline:
         self.at = self.clock() + self.seconds
 
     def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
         return self.at - self.clock()
 
 
-def run_check(check: Check, deadline: Deadline, sleep: Callable[[float], None] = time.sleep):
+def run_check(
+    check: Check, deadline: Deadline, sleep: Callable[[float], None] = time.sleep
+) -> Result:
     """Attempt `check` until it passes or the deadline passes (at least once); last Result."""
     while True:
         try:
@@ -133,11 +136,10 @@ class Aws:
             read_timeout=REQUEST_TIMEOUT,
             retries={"max_attempts": 2, "mode": "standard"},
         )
-        self._client = lambda service: boto3.client(service, config=config)
-        self.eks = self._client("eks")
-        self.rds = self._client("rds")
-        self.elasticache = self._client("elasticache")
-        self.elbv2 = self._client("elbv2")
+        self.eks = boto3.client("eks", config=config)
+        self.rds = boto3.client("rds", config=config)
+        self.elasticache = boto3.client("elasticache", config=config)
+        self.elbv2 = boto3.client("elbv2", config=config)
 
 
 def cluster_check(aws: Aws, cluster: str) -> Result:

@@ -109,6 +109,25 @@ def test_prod_render_has_the_highly_available_secure_data_stores(tmp_path):
     assert db["parent"] == "database"
 
 
+def test_the_prod_render_lists_the_cluster_its_add_ons_and_the_workload(tmp_path):
+    result = run_cli("render", "--stack", "prod", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    for line in (
+        "1  eks:index:Cluster",
+        "1  eks:index:ManagedNodeGroup",
+        "2  aws:eks/addon:Addon",  # coredns, metrics-server
+        "2  kubernetes:helm.sh/v3:Release",  # load balancer controller, cluster autoscaler
+        "2  kubernetes:apps/v1:Deployment",
+        "1  kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding",
+    ):
+        assert line in result.stdout
+    document = json.loads((tmp_path / "out" / "resources.json").read_text())
+    (secret,) = of_type(document, "kubernetes:core/v1:Secret")
+    assert secret["inputs"]["stringData"] == "[secret]"
+    assert document["outputs"]["kubeconfig"] == "[secret]"
+    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 18
+
+
 def test_dev_render_has_one_nat_gateway(tmp_path):
     assert len(of_type(render("dev", tmp_path), "aws:ec2/natGateway:NatGateway")) == 1
 
@@ -234,6 +253,7 @@ def test_the_pulumi_entry_point_exports_every_stack_output(monkeypatch):
     assert set(graph.outputs) >= {
         "vpcId", "publicSubnetIds", "privateSubnetIds", "databaseSubnetIds", "albDnsName",
         "albUrl", "targetGroupArn", "dbEndpoint", "dbSecretArn", "redisPrimaryEndpoint",
-        "redisAuthToken",
+        "redisAuthToken", "clusterName", "kubeconfig", "oidcProviderArn", "ecrRepositoryUrl",
+        "serviceUrl", "namespace", "region", "dbInstanceIdentifier", "cacheReplicationGroupId",
     }  # fmt: skip
-    assert "redisAuthToken" in graph.secret_outputs
+    assert {"redisAuthToken", "kubeconfig", "apiKeys"} <= graph.secret_outputs

@@ -159,3 +159,29 @@ def test_every_invoke_goes_through_the_explicit_provider():
     tokens = {call.token for call in recorder.invokes}
     assert "aws:index/getAvailabilityZones:getAvailabilityZones" in tokens
     assert {call.provider for call in recorder.invokes} == {f"{provider.urn}::{provider.id}"}
+
+
+def _node_groups(graph: Graph) -> list[str]:
+    """The security groups the managed nodes (and so every pod on the VPC CNI) carry."""
+    return graph.one("aws:ec2/launchTemplate:LaunchTemplate").get("vpcSecurityGroupIds")
+
+
+def test_the_data_stores_and_the_alb_reach_pods_through_a_group_the_nodes_carry(graph):
+    carried = _node_groups(graph)
+    workload = graph.outputs["workloadSecurityGroupId"]
+    assert workload in carried
+    for component, port in (("database", 5432), ("cache", 6379)):
+        (rule,) = rules_into(graph, sg_id(graph, component))
+        assert rule.get("referencedSecurityGroupId") in carried, component
+        assert rule.get("fromPort") == port
+    (to_pods,) = rules_into(graph, workload)
+    assert to_pods.get("referencedSecurityGroupId") == sg_id(graph, "ingress")
+    assert to_pods.get("fromPort") == to_pods.get("toPort") == 8000
+
+
+def test_nothing_admits_the_eks_cluster_group_beyond_what_eks_manages(graph):
+    eks_group = graph.outputs["nodeSecurityGroupId"]
+    assert eks_group in _node_groups(graph)
+    references = {r.get("referencedSecurityGroupId", None) for r in graph.of_type(INGRESS)}
+    # The narrower workload group is the nodes' identity towards the data stores.
+    assert eks_group not in references
