@@ -11,8 +11,15 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .props import UNKNOWN, dependencies, get, is_prod, is_true, resource_environment
-from .props import stack_environment as _stack_environment
+from .props import (
+    UNKNOWN,
+    dependencies,
+    get,
+    is_prod,
+    is_true,
+    resource_environment,
+    stack_environment,
+)
 from .workloads import containers, deployments
 
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
@@ -51,7 +58,7 @@ def _invalid_headers(args: ResourceValidationArgs, report: ReportViolation) -> N
 
 
 def _flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
-    if not is_prod(_stack_environment(args.resources)):
+    if not is_prod(stack_environment(args.resources)):
         return
     logged = {
         vpc.urn
