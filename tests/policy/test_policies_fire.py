@@ -1,7 +1,7 @@
 """Every policy fires on a deliberately broken graph, at the broken resource, saying why.
 
 Foundation resources (network, RDS, ElastiCache, ALB) are broken in the program's own graph;
-EKS, ECR and workload cases start from the hand-built reference records (records.py), which
+EKS, ECR and workload cases start from the hand-built records of reference_records.py, which
 pass every policy, and break one thing.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-import records as rec
+import reference_records as rec
 from agent_platform_policies import ALL_POLICIES
 from policy_harness import (
     PolicyGraph,

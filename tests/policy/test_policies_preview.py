@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import records as rec
+import reference_records as rec
 from agent_platform_policies import ALL_POLICIES
 from policy_harness import PolicyGraph, aws_provider, default_tags, resource, violations
 from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE
