@@ -271,16 +271,11 @@ class Workload(pulumi.ComponentResource):
                 COMMANDS["worker"],
                 args.resources,
                 [config_ref, secret_ref],
+                **pods.worker_container_extras(),
             ),
             args,
             meta,
             after_migration,
-            # checkov reads these; the worker serves no port, so an HTTP probe has nothing
-            # to ask and a process that dies is restarted by the kubelet.
-            annotations={
-                "checkov.io/skip1": "CKV_K8S_8=the worker has no HTTP endpoint to probe",
-                "checkov.io/skip2": "CKV_K8S_9=the worker receives no traffic to be ready for",
-            },
         )
         for deployment, component, scaling in (
             (api, "api", args.api_scaling),
@@ -353,15 +348,11 @@ class Workload(pulumi.ComponentResource):
         args: WorkloadArgs,
         meta: Any,
         opts: pulumi.ResourceOptions,
-        annotations: dict[str, str] | None = None,
     ) -> k8s.apps.v1.Deployment:
         """A Deployment whose replica count the HPA owns (`replicas` is never set)."""
-        metadata = meta(object_name, component)
-        if annotations:
-            metadata["annotations"] = annotations
         return k8s.apps.v1.Deployment(
             resource_name,
-            metadata=metadata,
+            metadata=meta(object_name, component),
             spec={
                 "revisionHistoryLimit": 5,
                 "selector": {"matchLabels": pods.selector(component)},

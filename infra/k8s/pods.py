@@ -132,6 +132,30 @@ def api_container_extras() -> dict[str, Any]:
     }
 
 
+# The worker serves no port: its probes ask whether it can reach its queue. Readiness gates a
+# rollout (old workers stay until new ones reach Redis); liveness restarts a worker cut off from
+# Redis for 5 minutes, so it reconnects from scratch rather than sit on a broken pool.
+REDIS_PING = [
+    "python", "-c",
+    "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=3).ping()",
+]  # fmt: skip
+WORKER_READINESS_PROBE = {
+    "initialDelaySeconds": 5, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3,
+}  # fmt: skip
+WORKER_LIVENESS_PROBE = {
+    "initialDelaySeconds": 30, "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 10,
+}  # fmt: skip
+
+
+def worker_container_extras() -> dict[str, Any]:
+    """Queue-reachability probes of the worker container."""
+    ping = {"exec": {"command": list(REDIS_PING)}}
+    return {
+        "readinessProbe": {**ping, **WORKER_READINESS_PROBE},
+        "livenessProbe": {**ping, **WORKER_LIVENESS_PROBE},
+    }
+
+
 def pod_spec(
     service_account: str,
     containers: Sequence[Mapping[str, Any]],

@@ -292,6 +292,18 @@ def test_the_worker_runs_the_worker_command_without_a_port(graph):
     assert "ports" not in container
 
 
+def test_the_worker_is_ready_and_alive_while_it_reaches_its_queue(graph):
+    (container,) = pod(graph, "agent-worker")["containers"]
+    ping = container["readinessProbe"]["exec"]["command"]
+    assert ping[:2] == ["python", "-c"] and "REDIS_URL" in ping[2] and ".ping()" in ping[2]
+    assert container["livenessProbe"]["exec"]["command"] == ping
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert (readiness["periodSeconds"], readiness["failureThreshold"]) == (20, 3)
+    # Restart only after 5 minutes without Redis: a failover must not restart every worker.
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] == 300
+    assert liveness["timeoutSeconds"] == 5
+
+
 def test_replicas_are_left_to_the_autoscaler_and_rollouts_never_dip(graph):
     for name in ("agent-api", "agent-worker"):
         spec = deployment(graph, name).get("spec")
@@ -427,8 +439,8 @@ def test_pods_reach_only_dns_the_data_stores_and_https(graph):
     assert dns[0]["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     database_cidrs = [
         s.get("cidrBlock")
-        for s in graph.of_type("aws:ec2/subnet:Subnet")
-        if s.name.startswith("network-database-")
+        for s in sorted(graph.of_type("aws:ec2/subnet:Subnet"), key=lambda s: s.name)
+        if s.name.startswith("network-database-")  # in AZ order, as the policy lists them
     ]
     assert len(database_cidrs) == 3
     https = {
