@@ -88,7 +88,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             agent_type=settings.agent_type,
             max_attempts=settings.task_max_attempts,
         )
-        local_worker = LocalWorker(queue, executor, settings.worker_concurrency)
+        local_worker = LocalWorker(
+            queue, executor, settings.worker_concurrency, settings.shutdown_timeout_seconds
+        )
         await local_worker.start()
     log.info(
         "agent service started",

@@ -50,8 +50,10 @@ class Settings(BaseSettings):
     db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
         "prefer"
     )
-    db_pool_size: int = Field(10, ge=1, le=500)
-    db_max_overflow: int = Field(10, ge=0, le=500)
+    # A fixed pool: under load requests wait briefly for a connection instead of opening and
+    # closing overflow connections (each a new PostgreSQL backend) over and over.
+    db_pool_size: int = Field(20, ge=1, le=500)
+    db_max_overflow: int = Field(0, ge=0, le=500)
     db_pool_timeout: float = Field(5.0, gt=0)
     db_connect_timeout: float = Field(5.0, gt=0)
     db_command_timeout: float = Field(10.0, gt=0)

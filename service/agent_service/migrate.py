@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import ConfigError, Settings, load_settings
 from .core.logging import configure_logging
-from .storage.db import create_engine
+from .storage.db import create_engine, transactional
 
 # service/migrations next to the package: in a checkout and in the image (/app).
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -43,7 +43,7 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
 async def _run(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
     cfg = alembic_config()
-    async with engine.begin() as conn:
+    async with transactional(engine).begin() as conn:
 
         def run(sync_conn: Connection) -> None:
             cfg.attributes["connection"] = sync_conn

@@ -130,24 +130,35 @@ class Worker:
 class LocalWorker:
     """Runs tasks inside the API process when there is no Redis (the embedded default)."""
 
-    def __init__(self, queue: LocalTaskQueue, executor: TaskExecutor, concurrency: int) -> None:
+    def __init__(
+        self,
+        queue: LocalTaskQueue,
+        executor: TaskExecutor,
+        concurrency: int,
+        shutdown_grace_seconds: float,
+    ) -> None:
         self._queue = queue
         self._executor = executor
         self._concurrency = concurrency
+        self._grace = shutdown_grace_seconds
         self._loops: list[asyncio.Task] = []
-        self._current: set[uuid.UUID] = set()
+        self._reloader: asyncio.Task | None = None
+        self._querying = False
+        self._jobs: dict[asyncio.Task, uuid.UUID] = {}
 
     async def start(self) -> None:
         self._loops = [asyncio.create_task(self._loop()) for _ in range(self._concurrency)]
-        self._loops.append(asyncio.create_task(self._reload()))
+        self._reloader = asyncio.create_task(self._reload())
 
     async def _reload(self) -> None:
         """Tasks left queued or running by a previous process run again. In the background and
         retried: the API starts even while the database is unavailable."""
         while True:
             try:
+                self._querying = True
                 rows = await self._executor.repo.unfinished()
             except Exception as exc:
+                self._querying = False
                 log.warning("cannot reload unfinished tasks yet", extra={"error": repr(exc)})
                 await asyncio.sleep(2)
                 continue
@@ -155,24 +166,37 @@ class LocalWorker:
                 await self._queue.enqueue(row.id, row.priority)
             return
 
+    def _done(self, job: asyncio.Task) -> None:
+        task_id = self._jobs.pop(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("task run failed", exc_info=job.exception(), extra={"task_id": str(task_id)})
+
     async def _loop(self) -> None:
         while True:
             task_id = await self._queue.get()
-            self._current.add(task_id)
-            try:
-                await self._executor.run(task_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("task run failed", extra={"task_id": str(task_id)})
-            finally:
-                self._current.discard(task_id)
+            job = asyncio.create_task(self._executor.run(task_id))
+            self._jobs[job] = task_id
+            job.add_done_callback(self._done)
+            # Shielded: stopping the loop must not cut a database call in half.
+            await asyncio.wait([job])
 
     async def stop(self) -> None:
+        """Take no new task, let running ones finish for the grace period, give back the rest."""
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        for task_id in list(self._current):
+        if self._reloader is not None:
+            if self._querying:  # let a query in progress finish rather than cut it off
+                await asyncio.wait([self._reloader], timeout=self._grace)
+            self._reloader.cancel()
+            await asyncio.gather(self._reloader, return_exceptions=True)
+        if self._jobs:
+            await asyncio.wait(self._jobs, timeout=self._grace)
+        unfinished = dict(self._jobs)
+        for job in unfinished:
+            job.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        for task_id in unfinished.values():
             with contextlib.suppress(Exception):
                 await self._executor.repo.requeue(task_id, self._executor.worker)
 

@@ -41,16 +41,18 @@ async def authenticate(
 
 Owner = Annotated[str, Depends(authenticate)]
 
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a costly hop.
 
-def _sessions(request: Request) -> SessionService:
+
+async def _sessions(request: Request) -> SessionService:
     return request.app.state.sessions
 
 
-def _chat(request: Request) -> ChatService:
+async def _chat(request: Request) -> ChatService:
     return request.app.state.chat
 
 
-def _tasks(request: Request) -> TaskService:
+async def _tasks(request: Request) -> TaskService:
     return request.app.state.tasks
 
 

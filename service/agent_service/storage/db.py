@@ -39,6 +39,9 @@ AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecifi
 
 def _pool_args(settings: Settings) -> dict:
     return {
+        # Statements commit on their own (see repositories); it also keeps pre-ping to a single
+        # round trip, where otherwise it is wrapped in BEGIN/ROLLBACK.
+        "isolation_level": "AUTOCOMMIT",
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
@@ -101,7 +104,10 @@ def _secret_engine(settings: Settings, secrets: SecretCredentials) -> AsyncEngin
 def _sqlite_engine(path: str) -> AsyncEngine:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 10}, pool_pre_ping=False
+        f"sqlite+aiosqlite:///{path}",
+        connect_args={"timeout": 10},
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=False,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -130,14 +136,19 @@ async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         yield conn
     finally:
-        await conn.close()
+        # Shielded: a cancelled request must still hand its connection back to the pool.
+        await asyncio.shield(conn.close())
 
 
-@asynccontextmanager
-async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection in a transaction, committed when the block succeeds."""
-    async with connect(engine) as conn, conn.begin():
-        yield conn
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, each statement its own transaction (no BEGIN/COMMIT round trips)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def transactional(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool with real transactions (migrations: all or nothing)."""
+    level = "SERIALIZABLE" if engine.dialect.name == "sqlite" else "READ COMMITTED"
+    return engine.execution_options(isolation_level=level)
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:

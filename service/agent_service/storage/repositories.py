@@ -1,4 +1,8 @@
-"""Repositories: every SQL statement the service runs, one short transaction each."""
+"""Repositories: every SQL statement the service runs.
+
+Each statement commits on its own (autocommit): every write here is a single statement, so this
+is as atomic as a transaction and saves the BEGIN and COMMIT round trips on the hot path.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import begin, connect
+from .db import autocommit, connect
 from .tables import messages, sessions, tasks
 
 
@@ -19,11 +23,49 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Computed, not stored: keeps storing a chat exchange to one INSERT.
+_message_count = (
+    select(func.count())
+    .where(messages.c.session_id == sessions.c.id)
+    .correlate(sessions)
+    .scalar_subquery()
+    .label("message_count")
+)
+
+
+# The chat path's statements, built once: constructing a statement per call costs more than
+# running it.
+_recent = (
+    select(messages.c.id)
+    .where(messages.c.session_id == bindparam("sid"))
+    .order_by(messages.c.id.desc())
+    .limit(bindparam("n"))
+    .scalar_subquery()
+)
+_LOAD_FOR_CHAT = (
+    select(sessions.c.ended_at, sessions.c.agent_type, messages.c.role, messages.c.content)
+    .select_from(
+        sessions.outerjoin(
+            messages, and_(messages.c.session_id == sessions.c.id, messages.c.id.in_(_recent))
+        )
+    )
+    .where(sessions.c.id == bindparam("sid"), sessions.c.owner == bindparam("owner"))
+    .order_by(messages.c.id)
+)
+_APPEND = insert(messages).returning(
+    messages.c.id,
+    messages.c.role,
+    messages.c.content,
+    messages.c.created_at,
+    sort_by_parameter_order=True,
+)
+
+
 class SessionRepository:
     """Sessions and their messages, always scoped to the owning API key."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = autocommit(engine)
 
     async def create(
         self,
@@ -34,8 +76,7 @@ class SessionRepository:
         user_id: str | None,
         meta: dict[str, Any] | None,
         pod: str,
-    ) -> Row:
-        now = utcnow()
+    ) -> Any:
         values = {
             "id": session_id,
             "owner": owner,
@@ -43,26 +84,26 @@ class SessionRepository:
             "user_id": user_id,
             "meta": meta,
             "created_by": pod,
-            "created_at": now,
-            "last_activity_at": now,
+            "created_at": utcnow(),
             "ended_at": None,
-            "message_count": 0,
         }
-        async with begin(self._engine) as conn:
+        async with connect(self._engine) as conn:
             await conn.execute(insert(sessions).values(values))
-        return record_of(values)
+        return record_of({**values, "message_count": 0})
 
     async def get(self, session_id: uuid.UUID, owner: str) -> Row | None:
         async with connect(self._engine) as conn:
             result = await conn.execute(
-                select(sessions).where(sessions.c.id == session_id, sessions.c.owner == owner)
+                select(*sessions.c, _message_count).where(
+                    sessions.c.id == session_id, sessions.c.owner == owner
+                )
             )
             return result.first()
 
     async def end(self, session_id: uuid.UUID, owner: str) -> Row | None:
         """Mark the session ended once; None when it is unknown or already ended."""
-        async with begin(self._engine) as conn:
-            result = await conn.execute(
+        async with connect(self._engine) as conn:
+            ended = await conn.execute(
                 update(sessions)
                 .where(
                     sessions.c.id == session_id,
@@ -70,93 +111,57 @@ class SessionRepository:
                     sessions.c.ended_at.is_(None),
                 )
                 .values(ended_at=utcnow())
-                .returning(*sessions.c)
+            )
+            if ended.rowcount != 1:
+                return None
+            result = await conn.execute(
+                select(*sessions.c, _message_count).where(sessions.c.id == session_id)
             )
             return result.first()
 
     async def load_for_chat(
         self, session_id: uuid.UUID, owner: str, history: int
     ) -> tuple[Row | None, list[Row]]:
-        """The session and its last `history` messages (oldest first), in one checkout."""
+        """The session and its last `history` messages (oldest first), in one statement."""
+        params = {"sid": session_id, "owner": owner, "n": history}
         async with connect(self._engine) as conn:
-            session = (
-                await conn.execute(
-                    select(sessions.c.id, sessions.c.ended_at, sessions.c.agent_type).where(
-                        sessions.c.id == session_id, sessions.c.owner == owner
-                    )
-                )
-            ).first()
-            if session is None or session.ended_at is not None or history == 0:
-                return session, []
-            rows = (
-                await conn.execute(
-                    select(messages.c.role, messages.c.content)
-                    .where(messages.c.session_id == session_id)
-                    .order_by(messages.c.id.desc())
-                    .limit(history)
-                )
-            ).all()
-            rows.reverse()
-            return session, rows
+            rows = (await conn.execute(_LOAD_FOR_CHAT, params)).all()
+        if not rows:
+            return None, []
+        return rows[0], [r for r in rows if r.role is not None]
 
     async def append_exchange(
         self, session_id: uuid.UUID, user_content: str, reply: str
     ) -> Sequence[Row]:
-        """Store the user's message and the reply together; returns both rows."""
+        """Store the user's message and the reply in one statement; returns both rows."""
         now = utcnow()
-        async with begin(self._engine) as conn:
-            result = await conn.execute(
-                insert(messages).returning(
-                    messages.c.id,
-                    messages.c.role,
-                    messages.c.content,
-                    messages.c.created_at,
-                    sort_by_parameter_order=True,
-                ),
-                [
-                    {
-                        "session_id": session_id,
-                        "role": "user",
-                        "content": user_content,
-                        "created_at": now,
-                    },
-                    {
-                        "session_id": session_id,
-                        "role": "assistant",
-                        "content": reply,
-                        "created_at": now,
-                    },
-                ],
-            )
-            rows = result.all()
-            await conn.execute(
-                update(sessions)
-                .where(sessions.c.id == session_id)
-                .values(message_count=sessions.c.message_count + 2, last_activity_at=now)
-            )
-        return rows
+        rows = [
+            {"session_id": session_id, "role": "user", "content": user_content, "created_at": now},
+            {"session_id": session_id, "role": "assistant", "content": reply, "created_at": now},
+        ]
+        async with connect(self._engine) as conn:
+            return (await conn.execute(_APPEND, rows)).all()
 
     async def list_messages(
         self, session_id: uuid.UUID, owner: str, after: int | None, limit: int
     ) -> list[Row] | None:
         """A page of messages in order, after message id `after`; None for an unknown session."""
+        query = (
+            select(messages.c.id, messages.c.role, messages.c.content, messages.c.created_at)
+            .join(sessions, sessions.c.id == messages.c.session_id)
+            .where(messages.c.session_id == session_id, sessions.c.owner == owner)
+        )
+        if after is not None:
+            query = query.where(messages.c.id > after)
         async with connect(self._engine) as conn:
-            found = (
-                await conn.execute(
-                    select(sessions.c.id).where(
-                        sessions.c.id == session_id, sessions.c.owner == owner
-                    )
-                )
-            ).first()
-            if found is None:
-                return None
-            query = select(
-                messages.c.id, messages.c.role, messages.c.content, messages.c.created_at
-            ).where(messages.c.session_id == session_id)
-            if after is not None:
-                query = query.where(messages.c.id > after)
-            rows = await conn.execute(query.order_by(messages.c.id).limit(limit))
-            return list(rows.all())
+            rows = list((await conn.execute(query.order_by(messages.c.id).limit(limit))).all())
+            if rows:
+                return rows
+            # An empty page: tell an empty session from an unknown one.
+            found = await conn.execute(
+                select(sessions.c.id).where(sessions.c.id == session_id, sessions.c.owner == owner)
+            )
+            return rows if found.first() is not None else None
 
 
 class TaskConflict(Exception):
@@ -167,7 +172,7 @@ class TaskRepository:
     """Task rows; state changes are conditional updates so each happens exactly once."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = autocommit(engine)
 
     async def create(
         self,
@@ -199,7 +204,7 @@ class TaskRepository:
             "finished_at": None,
         }
         try:
-            async with begin(self._engine) as conn:
+            async with connect(self._engine) as conn:
                 await conn.execute(insert(tasks).values(values))
             return record_of(values), True
         except IntegrityError:
@@ -218,7 +223,7 @@ class TaskRepository:
         return existing, False
 
     async def delete(self, task_id: uuid.UUID) -> None:
-        async with begin(self._engine) as conn:
+        async with connect(self._engine) as conn:
             await conn.execute(delete(tasks).where(tasks.c.id == task_id))
 
     async def get(self, task_id: uuid.UUID, owner: str | None = None) -> Row | None:
@@ -230,7 +235,7 @@ class TaskRepository:
 
     async def cancel(self, task_id: uuid.UUID, owner: str) -> Row | None:
         """Cancel a queued or running task; None when it is unknown or already finished."""
-        async with begin(self._engine) as conn:
+        async with connect(self._engine) as conn:
             result = await conn.execute(
                 update(tasks)
                 .where(
@@ -248,7 +253,7 @@ class TaskRepository:
 
         A task already `running` can be claimed again: that is a reclaim after its worker died.
         """
-        async with begin(self._engine) as conn:
+        async with connect(self._engine) as conn:
             result = await conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task_id, tasks.c.status.in_(("queued", "running")))
@@ -266,7 +271,7 @@ class TaskRepository:
         self, task_id: uuid.UUID, status: str, result: str | None = None, error: str | None = None
     ) -> bool:
         """Record the outcome unless another attempt (or a cancel) already did: exactly once."""
-        async with begin(self._engine) as conn:
+        async with connect(self._engine) as conn:
             updated = await conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task_id, tasks.c.status == "running")
@@ -276,7 +281,7 @@ class TaskRepository:
 
     async def requeue(self, task_id: uuid.UUID, worker: str) -> bool:
         """Give a task this worker is running back to the queue (graceful shutdown)."""
-        async with begin(self._engine) as conn:
+        async with connect(self._engine) as conn:
             updated = await conn.execute(
                 update(tasks)
                 .where(

@@ -56,9 +56,7 @@ sessions = Table(
     Column("meta", JSON),
     Column("created_by", String(255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("last_activity_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
-    Column("message_count", Integer, nullable=False, server_default="0"),
 )
 
 messages = Table(

@@ -27,9 +27,7 @@ def upgrade() -> None:
         sa.Column("meta", sa.JSON()),
         sa.Column("created_by", sa.String(255), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("last_activity_at", UTCDateTime(), nullable=False),
         sa.Column("ended_at", UTCDateTime()),
-        sa.Column("message_count", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_sessions"),
     )
     op.create_index("ix_sessions_owner", "sessions", ["owner"])
