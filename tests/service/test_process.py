@@ -212,15 +212,17 @@ async def test_worker_command_runs_tasks(pg_stack: dict) -> None:
                 body = (await api.client.get(f"/v1/tasks/{task['id']}")).json()
                 return body if body["status"] == "succeeded" else None
 
-            done = await eventually(finished, timeout=30)
-            proc.send_signal(signal.SIGTERM)
-            output, _ = await asyncio.to_thread(proc.communicate, None, 20)
-            assert proc.returncode == 0
+            try:
+                done = await eventually(finished, timeout=30)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                output, _ = await asyncio.to_thread(proc.communicate, None, 20)
+            assert proc.returncode == 0, output
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate(timeout=10)
     assert done["result"].startswith("Turn 1: you said 'from the worker'")
     messages = [json.loads(line)["msg"] for line in output.splitlines()]
-    assert "worker started" in messages
-    assert "worker stopped" in messages
+    assert "worker started" in messages, output
+    assert "worker stopped" in messages, output
