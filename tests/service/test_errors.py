@@ -62,6 +62,27 @@ async def test_bad_input_gets_a_json_4xx(client: httpx.AsyncClient) -> None:
     _assert_error(await client.put("/v1/sessions"), 405, "method_not_allowed")
 
 
+async def test_values_the_database_cannot_store_are_rejected(client: httpx.AsyncClient) -> None:
+    sid = await _session(client)
+    json_headers = {"Content-Type": "application/json"}
+    for url, raw in [
+        (f"/v1/sessions/{sid}/messages", b'{"content": "a\\u0000b"}'),
+        (f"/v1/sessions/{sid}/messages", b'{"content": "lone \\ud800 surrogate"}'),
+        ("/v1/tasks", b'{"prompt": "x\\u0000"}'),
+        ("/v1/sessions", b'{"user_id": "\\u0000"}'),
+        ("/v1/sessions", b'{"metadata": {"k": "\\u0000"}}'),
+    ]:
+        _assert_error(
+            await client.post(url, content=raw, headers=json_headers), 422, "validation_error"
+        )
+    too_far = await client.get(f"/v1/sessions/{sid}/messages", params={"after": 2**64})
+    _assert_error(too_far, 422, "validation_error")
+    odd_key = await client.post(
+        "/v1/tasks", json={"prompt": "p"}, headers={"Idempotency-Key": "a b"}
+    )
+    _assert_error(odd_key, 422, "validation_error")
+
+
 async def test_bodies_over_the_limit_get_413(make_app: AppFactory) -> None:
     async with make_app(max_request_bytes=2048) as api:
         sid = await _session(api.client)

@@ -103,10 +103,23 @@ async def _database(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The PostgreSQL SQLSTATE behind a wrapped driver error, if any."""
+    error: BaseException | None = exc.orig
+    while error is not None:
+        if code := getattr(error, "sqlstate", None):
+            return str(code)
+        error = error.__cause__
+    return ""
+
+
 async def _dbapi(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if exc.connection_invalidated:
         return await _database(request, exc)
+    if _sqlstate(exc).startswith("22"):
+        # Class 22, data exception: a value the database cannot store came from the client.
+        return error_response(422, "invalid_value", "a value cannot be stored as given")
     log.error("database error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 

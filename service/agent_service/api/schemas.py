@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_MESSAGE_CHARS = 16_000
 MAX_PROMPT_CHARS = 16_000
+MAX_MESSAGE_ID = 2**63 - 1  # BIGINT
+
+
+def _text(min_length: int, max_length: int) -> StringConstraints:
+    # No NUL characters: PostgreSQL cannot store them in text (SQLSTATE 22021).
+    return StringConstraints(min_length=min_length, max_length=max_length, pattern=r"^[^\x00]*$")
+
+
+MessageText = Annotated[str, _text(1, MAX_MESSAGE_CHARS)]
+PromptText = Annotated[str, _text(1, MAX_PROMPT_CHARS)]
+UserId = Annotated[str, _text(0, 128)]
+LabelKey = Annotated[str, _text(1, 128)]
+LabelValue = Annotated[str, _text(0, 1024)]
 
 
 class ErrorDetail(BaseModel):
@@ -28,8 +41,8 @@ class _Request(BaseModel):
 
 
 class SessionCreate(_Request):
-    user_id: str | None = Field(None, max_length=128, description="Caller's user reference.")
-    metadata: dict[str, str] | None = Field(
+    user_id: UserId | None = Field(None, description="Caller's user reference.")
+    metadata: dict[LabelKey, LabelValue] | None = Field(
         None, max_length=32, description="Free-form labels kept with the session."
     )
 
@@ -54,7 +67,7 @@ class SessionEnded(BaseModel):
 
 
 class MessageCreate(_Request):
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    content: MessageText
 
 
 class Message(BaseModel):
@@ -85,7 +98,7 @@ class MessagePage(BaseModel):
 
 
 class TaskCreate(_Request):
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: PromptText
     priority: Literal["high", "normal"] = "normal"
 
 

@@ -17,6 +17,7 @@ from ..core.models import ModelError
 from .deps import Chat, Owner, Sessions
 from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR
 from .schemas import (
+    MAX_MESSAGE_ID,
     ChatReply,
     Message,
     MessageCreate,
@@ -159,7 +160,9 @@ async def list_messages(
     owner: Owner,
     sessions: Sessions,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    after: Annotated[int | None, Query(ge=0, description="Message id to continue after")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_MESSAGE_ID, description="Message id to continue after")
+    ] = None,
 ) -> MessagePage:
     rows = await sessions.messages(owner, session_id, after, limit + 1)
     items = [message_out(r) for r in rows[:limit]]

@@ -47,7 +47,9 @@ async def submit_task(
     owner: Owner,
     tasks: Tasks,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    ] = None,
 ) -> Task:
     row = await tasks.submit(owner, body.prompt, body.priority, idempotency_key)
     response.headers["Location"] = f"/v1/tasks/{row.id}"
