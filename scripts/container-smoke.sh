@@ -169,5 +169,15 @@ grep -o '"msg":"[^"]*shutdown[^"]*"\|"msg":"agent service stopped"' "$WORK/run.l
 grep -q '"msg":"agent service stopped"' "$WORK/run.log" || fail "no clean shutdown after SIGTERM"
 echo "stopped cleanly: requests finished, pools closed"
 
+step "the image's other two commands"
+out=$("${BUILDAH[@]}" run --isolation chroot --network host -e HOSTNAME=smoke "$CTR" -- \
+  python -m agent_service.migrate 2>&1) || fail "python -m agent_service.migrate: $out"
+echo "python -m agent_service.migrate   -> ${out##*$'\n'}"
+rc=0
+out=$("${BUILDAH[@]}" run --isolation chroot --network host "$CTR" -- \
+  python -m agent_service.worker 2>&1) || rc=$?
+echo "python -m agent_service.worker    -> exit $rc without REDIS_URL: $(grep -m1 REDIS_URL <<<"$out")"
+case "$out" in *"REDIS_URL: required by the worker"*) ;; *) fail "worker: $out" ;; esac
+
 echo
 echo "container smoke test passed in $(elapsed "$T0")"
