@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +28,8 @@ TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://agent:agent@127.0.0.1:5433/agent"
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6390/0")
-REDIS_DB = 13  # the index these tests own and flush
+REDIS_DBS = range(8, 16)  # indexes these tests may claim and flush, one per test run
+_CLAIM = "agent-service-tests:claim:db"
 KEY, OTHER_KEY = "test-key", "other-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
@@ -116,20 +117,30 @@ async def pg_url(pg_database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_base_url() -> str:
-    url = urlunsplit(urlsplit(TEST_REDIS_URL)._replace(path=f"/{REDIS_DB}"))
+def redis_base_url() -> Iterator[str]:
+    """A Redis DB index claimed for this test session (so two runs on one machine, say a
+    developer's and CI's, never flush each other's data); fails when Redis is unreachable."""
+    claims = sync_redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=3)
+    token = uuid.uuid4().hex
     try:
-        sync_redis.Redis.from_url(url, socket_timeout=3).ping()
+        free = [db for db in REDIS_DBS if claims.set(f"{_CLAIM}{db}", token, nx=True, ex=3600)]
     except sync_redis.RedisError as exc:
         pytest.fail(
             f"Redis at {TEST_REDIS_URL} is unreachable ({exc!r}); start it with `make services`"
         )
-    return url
+    if not free:
+        pytest.fail(f"every Redis DB index in {REDIS_DBS} is claimed by another test run")
+    for extra in free[1:]:
+        claims.delete(f"{_CLAIM}{extra}")
+    yield urlunsplit(urlsplit(TEST_REDIS_URL)._replace(path=f"/{free[0]}"))
+    if claims.get(f"{_CLAIM}{free[0]}") == token.encode():
+        claims.delete(f"{_CLAIM}{free[0]}")
+    claims.close()
 
 
 @pytest.fixture
 def redis_url(redis_base_url: str) -> str:
-    """Redis DB 13, flushed for this test."""
+    """The claimed Redis DB, flushed for this test."""
     client = sync_redis.Redis.from_url(redis_base_url)
     client.flushdb()
     client.close()
