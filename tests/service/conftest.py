@@ -123,18 +123,18 @@ def redis_base_url() -> Iterator[str]:
     claims = sync_redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=3)
     token = uuid.uuid4().hex
     try:
-        free = [db for db in REDIS_DBS if claims.set(f"{_CLAIM}{db}", token, nx=True, ex=3600)]
+        db = next(
+            (db for db in REDIS_DBS if claims.set(f"{_CLAIM}{db}", token, nx=True, ex=3600)), None
+        )
     except sync_redis.RedisError as exc:
         pytest.fail(
             f"Redis at {TEST_REDIS_URL} is unreachable ({exc!r}); start it with `make services`"
         )
-    if not free:
+    if db is None:
         pytest.fail(f"every Redis DB index in {REDIS_DBS} is claimed by another test run")
-    for extra in free[1:]:
-        claims.delete(f"{_CLAIM}{extra}")
-    yield urlunsplit(urlsplit(TEST_REDIS_URL)._replace(path=f"/{free[0]}"))
-    if claims.get(f"{_CLAIM}{free[0]}") == token.encode():
-        claims.delete(f"{_CLAIM}{free[0]}")
+    yield urlunsplit(urlsplit(TEST_REDIS_URL)._replace(path=f"/{db}"))
+    if claims.get(f"{_CLAIM}{db}") == token.encode():
+        claims.delete(f"{_CLAIM}{db}")
     claims.close()
 
 
