@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pulumi_harness import STACKS, run_program  # noqa: E402
-
-from infra.mocking import Graph  # noqa: E402
-
-_GRAPHS: dict[str, Graph] = {}
-
-
-def graph_of(stack: str) -> Graph:
-    """The stack's graph with its committed config (cached: runs are deterministic)."""
-    if stack not in _GRAPHS:
-        _GRAPHS[stack] = run_program(stack)
-    return _GRAPHS[stack]
+from infra.mocking import Graph
+from tests.infra.pulumi_harness import STACKS, graph_of
 
 
 @pytest.fixture(params=STACKS)

@@ -86,6 +86,16 @@ def run_program(
     )
 
 
+_GRAPHS: dict[str, Graph] = {}
+
+
+def graph_of(stack: str) -> Graph:
+    """The stack's graph with its committed config (cached: runs are deterministic)."""
+    if stack not in _GRAPHS:
+        _GRAPHS[stack] = run_program(stack)
+    return _GRAPHS[stack]
+
+
 def config_error(
     stack: str,
     config_overrides: Mapping[str, Any] | None = None,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import graph_of
-from pulumi_harness import STACKS, run_program
 
 from infra.config import KEYS_BY_NAME
+from tests.infra.pulumi_harness import STACKS, graph_of, run_program
 
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 

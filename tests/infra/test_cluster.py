@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import graph_of
-from pulumi_harness import config_error, run_program
 
 from infra import checks
 from infra.config import KEYS_BY_NAME
 from infra.mocking import Graph
+from tests.infra.pulumi_harness import config_error, graph_of, run_program
 
 CLUSTER = "eks:index:Cluster"
 NODES = "eks:index:ManagedNodeGroup"

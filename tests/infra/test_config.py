@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from pulumi_harness import ROOT, STACKS, config_error, run_program
 
 from infra import checks
 from infra.config import ENVIRONMENTS, KEYS, ConfigError, StackConfig, environment_of, load_config
 from infra.configdoc import markdown_table, pulumi_yaml_config, show
+from tests.infra.pulumi_harness import ROOT, STACKS, config_error, run_program
 
 CERT_ID = "0a1b2c3d-1111-2222-3333-444455556666"
 

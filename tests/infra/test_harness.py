@@ -9,10 +9,10 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi_harness import run_program
 
 from infra.mocking import UnmockedInvokeError
 from infra.render import write
+from tests.infra.pulumi_harness import run_program
 
 
 def eks_program():

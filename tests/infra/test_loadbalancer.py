@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import graph_of
-from pulumi_harness import STACKS, run_program
 
 from infra import contract
 from infra.config import KEYS_BY_NAME
+from tests.infra.pulumi_harness import STACKS, graph_of, run_program
 
 ALB = "aws:lb/loadBalancer:LoadBalancer"
 TG = "aws:lb/targetGroup:TargetGroup"

@@ -10,12 +10,11 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import graph_of
 from kubernetes_validate.utils import SchemaNotFoundError
-from pulumi_harness import ROOT
 
 from infra.config import KEYS_BY_NAME
 from infra.render import write
+from tests.infra.pulumi_harness import ROOT, graph_of
 
 # Custom resources have no schema in kubernetes-validate; allowed by apiVersion and kind only.
 KNOWN_CRDS = {("elbv2.k8s.aws/v1beta1", "TargetGroupBinding")}

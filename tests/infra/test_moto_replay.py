@@ -8,12 +8,11 @@ import urllib.request
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import graph_of
 from moto.server import ThreadedMotoServer
-from moto_replay import Replay, ReplayRuleError
-from pulumi_harness import run_program
 
 from infra.mocking import Graph
+from tests.infra.moto_replay import Replay, ReplayRuleError
+from tests.infra.pulumi_harness import graph_of, run_program
 
 REGION = "us-east-1"
 

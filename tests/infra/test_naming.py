@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from pulumi_harness import run_program
 
 from infra.mocking import Graph
 from infra.naming import FINAL_SNAPSHOT_ID_LIMIT, NAME_RULES, physical_name
+from tests.infra.pulumi_harness import run_program
 
 LONG_REVIEW_STACK = "pr-" + "7" * 60
 NAMED_STACKS = ("dev", "prod", "pr-123456", LONG_REVIEW_STACK)

@@ -7,12 +7,11 @@ import itertools
 import json
 
 import pytest
-from conftest import graph_of
-from pulumi_harness import STACKS, run_program
 
 from infra.config import KEYS_BY_NAME
 from infra.mocking import Graph
 from infra.network import plan_subnets
+from tests.infra.pulumi_harness import STACKS, graph_of, run_program
 
 SUBNET = "aws:ec2/subnet:Subnet"
 NAT = "aws:ec2/natGateway:NatGateway"

@@ -6,10 +6,9 @@ import json
 import re
 
 import pytest
-from conftest import graph_of
-from pulumi_harness import ROOT, run_program
 
 from infra.registry import content_tag
+from tests.infra.pulumi_harness import ROOT, graph_of, run_program
 
 REPOSITORY = "aws:ecr/repository:Repository"
 IMAGE = "docker-build:index:Image"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from pulumi_harness import ROOT, run_program
 
 from infra.__main__ import main
 from infra.mocking import Graph, RecordedResource, wrap_secret
 from infra.render import kubernetes_manifest, manifest_filename, write
 from infra.stackfiles import SECURE_PLACEHOLDER, load
+from tests.infra.pulumi_harness import ROOT, run_program
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pulumi_harness import run_program
-
 from infra.mocking import Graph, RecordedResource, Recorder
+from tests.infra.pulumi_harness import run_program
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import graph_of
-from pulumi_harness import run_program
 
 from infra import contract
 from infra.mocking import Graph, RecordedResource
+from tests.infra.pulumi_harness import graph_of, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 JOB = "kubernetes:batch/v1:Job"

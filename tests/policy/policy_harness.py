@@ -20,20 +20,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-ROOT = Path(__file__).resolve().parents[2]
-for path in (ROOT, ROOT / "tests" / "infra", ROOT / "policy"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from pulumi_harness import run_program  # noqa: E402
-from pulumi_policy import (  # noqa: E402
+from pulumi_policy import (
     Policy,
     PolicyCustomTimeouts,
     PolicyProviderResource,
@@ -43,11 +35,12 @@ from pulumi_policy import (  # noqa: E402
     ResourceValidationPolicy,
     StackValidationArgs,
 )
-from pulumi_policy.deserialize import deserialize_properties  # noqa: E402
-from pulumi_policy.proxy import unknown_checking_proxy  # noqa: E402
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import unknown_checking_proxy
 
-from infra import mocking  # noqa: E402
-from infra.mocking import RecordedResource  # noqa: E402
+from infra import mocking
+from infra.mocking import RecordedResource
+from tests.infra.pulumi_harness import run_program
 
 PROJECT = "agent-platform"
 AWS_PROVIDER = "pulumi:providers:aws"

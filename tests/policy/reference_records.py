@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from policy_harness import PolicyGraph, aws_provider, default_tags, resource
+from tests.policy.policy_harness import PolicyGraph, aws_provider, default_tags, resource
 
 STACK = "dev"
 PROVIDER = aws_provider(STACK, default_tags(STACK, "dev"))

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-import reference_records as rec
 from agent_platform_policies import ALL_POLICIES
-from policy_harness import (
+
+import tests.policy.reference_records as rec
+from tests.policy.policy_harness import (
     PolicyGraph,
     program_graph,
     resource,

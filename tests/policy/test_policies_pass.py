@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from agent_platform_policies import ALL_POLICIES
-from policy_harness import program_graph, violations
-from reference_records import good_graph
+
+from tests.policy.policy_harness import program_graph, violations
+from tests.policy.reference_records import good_graph
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/1f2e3d4c-5b6a-7980-1a2b-3c4d5e6f7a8b"
 # The committed dev and prod stacks, and prod as its stack file asks to be completed (HTTPS).

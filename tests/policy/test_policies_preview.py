@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-import reference_records as rec
 from agent_platform_policies import ALL_POLICIES
-from policy_harness import PolicyGraph, aws_provider, default_tags, resource, violations
 from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE
+
+import tests.policy.reference_records as rec
+from tests.policy.policy_harness import (
+    PolicyGraph,
+    aws_provider,
+    default_tags,
+    resource,
+    violations,
+)
 
 POLICIES = {p.name: p for p in ALL_POLICIES}
 

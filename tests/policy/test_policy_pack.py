@@ -15,8 +15,9 @@ import pytest
 import yaml
 from agent_platform_policies import ALL_POLICIES, PACK_NAME
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from policy_harness import program_graph
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from tests.policy.policy_harness import program_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK_DIR = ROOT / "policy"

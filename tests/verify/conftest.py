@@ -18,7 +18,8 @@ import boto3
 import pytest
 import uvicorn
 from moto.server import ThreadedMotoServer
-from verify_support import API_KEY, REGION, STARTUP_TIMEOUT, DeployedStack, free_port
+
+from tests.verify.verify_support import API_KEY, REGION, STARTUP_TIMEOUT, DeployedStack, free_port
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 
-from verify_support import API_KEY, ROOT, free_port
-
 from infra.__main__ import main
+from tests.verify.verify_support import API_KEY, ROOT, free_port
 
 DEADLINE = 2
 FAST = ["--deadline", str(DEADLINE), "--interval", "0.05"]

@@ -6,12 +6,9 @@ Shared by conftest.py (fixtures) and the tests (names and expected values).
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 REGION = "us-east-1"
 API_KEY = "verify-test-key"
