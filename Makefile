@@ -82,7 +82,7 @@ test-infra: setup
 	$(PY) -m pytest tests/infra
 
 policy: setup ## the policy pack on every stack's graph and on broken graphs; workflow checks
-	$(PY) -m pytest tests/policy
+	$(PY) -m pytest tests/policy tests/ci
 
 test-service: setup services ## the service tests (real PostgreSQL and Redis, and SQLite)
 	$(PY) -m pytest tests/service
