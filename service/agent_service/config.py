@@ -16,6 +16,8 @@ from limits import parse
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .heartbeat import DEFAULT_FILE as DEFAULT_HEARTBEAT_FILE
+
 DEFAULT_MODEL_IDS = {
     "local": "local-echo-1",
     "openai": "gpt-4o-mini",
@@ -83,6 +85,8 @@ class Settings(BaseSettings):
     task_reclaim_idle_seconds: float = Field(60.0, gt=0)
     task_max_attempts: int = Field(3, ge=1, le=100)
     worker_concurrency: int = Field(8, ge=1, le=1000)
+    # Touched by the worker loop; `python -m agent_service.heartbeat` is its liveness check.
+    worker_heartbeat_file: str = DEFAULT_HEARTBEAT_FILE
 
     shutdown_drain_seconds: float = Field(5.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, ge=0)

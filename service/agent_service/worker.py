@@ -29,6 +29,7 @@ from .core.models import ModelBackend, create_backend
 from .core.queue import Entry, LocalTaskQueue, RedisTaskQueue
 from .core.redis import REDIS_ERRORS, RedisGate, create_redis
 from .core.tasks import TaskExecutor
+from .heartbeat import Heartbeat
 from .storage.db import create_engine
 from .storage.repositories import TaskRepository
 
@@ -48,6 +49,7 @@ class Worker:
         reclaim_idle_seconds: float,
         shutdown_grace_seconds: float,
         block_ms: int = 500,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._queue = queue
         self._executor = executor
@@ -59,16 +61,20 @@ class Worker:
         self._grace = shutdown_grace_seconds
         self._block_ms = block_ms
         self._running: dict[asyncio.Task, Entry] = {}
+        self._heartbeat = heartbeat or Heartbeat(None)
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then give back what is unfinished."""
+        self._heartbeat.beat()
         await self._queue.ensure_group()
         log.info("worker started", extra={"consumer": self.consumer})
         backlog: list[Entry] = []
         next_maintenance = 0.0
         try:
             while not stop.is_set():
+                # Every pass beats, Redis up or down: liveness asks "is this loop turning?".
+                self._heartbeat.beat()
                 try:
                     free = self._concurrency - len(self._running)
                     if free <= 0:
@@ -233,6 +239,7 @@ def build_worker(
         reclaim_idle_seconds=settings.task_reclaim_idle_seconds,
         shutdown_grace_seconds=settings.shutdown_timeout_seconds,
         block_ms=block_ms,
+        heartbeat=Heartbeat(settings.worker_heartbeat_file),
     )
 
 
