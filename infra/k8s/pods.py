@@ -132,27 +132,31 @@ def api_container_extras() -> dict[str, Any]:
     }
 
 
-# The worker serves no port: its probes ask whether it can reach its queue. Readiness gates a
-# rollout (old workers stay until new ones reach Redis); liveness restarts a worker cut off from
-# Redis for 5 minutes, so it reconnects from scratch rather than sit on a broken pool.
+# The worker serves no port. Readiness asks whether it reaches its queue, so a rollout keeps the
+# old workers until the new ones reach Redis. Liveness asks whether its loop still turns: the
+# loop touches a heartbeat file under /tmp (also while Redis is down, so a Redis failover never
+# restarts workers), and a loop that hangs is restarted within ~2 minutes.
 REDIS_PING = [
     "python", "-c",
     "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=3).ping()",
+]  # fmt: skip
+HEARTBEAT_MAX_AGE_SECONDS = 60
+HEARTBEAT_CHECK = [
+    "python", "-m", "agent_service.heartbeat", "--max-age", str(HEARTBEAT_MAX_AGE_SECONDS),
 ]  # fmt: skip
 WORKER_READINESS_PROBE = {
     "initialDelaySeconds": 5, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3,
 }  # fmt: skip
 WORKER_LIVENESS_PROBE = {
-    "initialDelaySeconds": 30, "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 10,
+    "initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3,
 }  # fmt: skip
 
 
 def worker_container_extras() -> dict[str, Any]:
-    """Queue-reachability probes of the worker container."""
-    ping = {"exec": {"command": list(REDIS_PING)}}
+    """Queue-reachability readiness and heartbeat liveness of the worker container."""
     return {
-        "readinessProbe": {**ping, **WORKER_READINESS_PROBE},
-        "livenessProbe": {**ping, **WORKER_LIVENESS_PROBE},
+        "readinessProbe": {"exec": {"command": list(REDIS_PING)}, **WORKER_READINESS_PROBE},
+        "livenessProbe": {"exec": {"command": list(HEARTBEAT_CHECK)}, **WORKER_LIVENESS_PROBE},
     }
 
 

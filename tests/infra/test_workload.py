@@ -291,15 +291,22 @@ def test_the_worker_runs_the_worker_command_without_a_port(graph):
     assert "ports" not in container
 
 
-def test_the_worker_is_ready_and_alive_while_it_reaches_its_queue(graph):
+def test_the_worker_is_ready_while_it_reaches_its_queue(graph):
     (container,) = pod(graph, "agent-worker")["containers"]
-    ping = container["readinessProbe"]["exec"]["command"]
+    readiness = container["readinessProbe"]
+    ping = readiness["exec"]["command"]
     assert ping[:2] == ["python", "-c"] and "REDIS_URL" in ping[2] and ".ping()" in ping[2]
-    assert container["livenessProbe"]["exec"]["command"] == ping
-    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
     assert (readiness["periodSeconds"], readiness["failureThreshold"]) == (20, 3)
-    # Restart only after 5 minutes without Redis: a failover must not restart every worker.
-    assert liveness["periodSeconds"] * liveness["failureThreshold"] == 300
+
+
+def test_the_worker_is_alive_while_its_loop_beats(graph):
+    (container,) = pod(graph, "agent-worker")["containers"]
+    liveness = container["livenessProbe"]
+    assert liveness["exec"]["command"] == [
+        "python", "-m", "agent_service.heartbeat", "--max-age", "60",
+    ]  # fmt: skip
+    # A hung loop is restarted within max-age + period x threshold = 2 minutes.
+    assert 60 + liveness["periodSeconds"] * liveness["failureThreshold"] == 120
     assert liveness["timeoutSeconds"] == 5
 
 
