@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.security import allow_tcp_from_groups
+from infra.security import data_store_security_group
 from infra.tags import name_tag
 
 REDIS_PORT = 6379
@@ -55,20 +55,15 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         failover = args.nodes >= 2
 
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
+        security_group = data_store_security_group(
+            name,
             vpc_id=args.vpc_id,
-            description="ElastiCache: 6379 from the workload security groups only",
+            store="ElastiCache",
+            protocol="Redis",
+            port=args.port,
+            client_group_ids=args.allowed_security_group_ids,
             tags=name_tag(args.replication_group_id, "cache"),
             opts=child,
-        )
-        allow_tcp_from_groups(
-            f"{name}-from-clients",
-            security_group.id,
-            args.allowed_security_group_ids,
-            args.port,
-            "Redis from a client security group",
-            child,
         )
         subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnets",

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.naming import FINAL_SNAPSHOT_ID_LIMIT, physical_name
-from infra.security import allow_tcp_from_groups
+from infra.security import data_store_security_group
 from infra.tags import name_tag
 
 POSTGRES_PORT = 5432
@@ -62,20 +62,15 @@ class Database(pulumi.ComponentResource):
         super().__init__("agent-platform:infra:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
+        security_group = data_store_security_group(
+            name,
             vpc_id=args.vpc_id,
-            description="RDS PostgreSQL: 5432 from the workload security groups only",
+            store="RDS PostgreSQL",
+            protocol="PostgreSQL",
+            port=args.port,
+            client_group_ids=args.allowed_security_group_ids,
             tags=name_tag(args.identifier, "db"),
             opts=child,
-        )
-        allow_tcp_from_groups(
-            f"{name}-from-clients",
-            security_group.id,
-            args.allowed_security_group_ids,
-            args.port,
-            "PostgreSQL from a client security group",
-            child,
         )
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
