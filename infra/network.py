@@ -103,42 +103,25 @@ class Network(pulumi.ComponentResource):
             f"{name}-igw", vpc_id=vpc.id, tags=name_tag(prefix, "igw"), opts=child
         )
 
-        public, private, database = [], [], []
+        # Per AZ one subnet per tier; the role tags tell the load balancer controller where
+        # internet-facing and internal load balancers go. The database tier has neither.
+        tiers = {"public": ELB_ROLE_TAG, "private": INTERNAL_ELB_ROLE_TAG, "database": {}}
+        subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in tiers}
         for plan in plans:
             az = _zone_suffix(plan.zone, args.region)
-            public.append(
-                aws.ec2.Subnet(
-                    f"{name}-public-{az}",
-                    vpc_id=vpc.id,
-                    cidr_block=plan.public,
-                    availability_zone=plan.zone,
-                    map_public_ip_on_launch=False,
-                    tags={**name_tag(prefix, "public", az), **ELB_ROLE_TAG},
-                    opts=child,
+            for tier, role_tag in tiers.items():
+                subnets[tier].append(
+                    aws.ec2.Subnet(
+                        f"{name}-{tier}-{az}",
+                        vpc_id=vpc.id,
+                        cidr_block=getattr(plan, tier),
+                        availability_zone=plan.zone,
+                        map_public_ip_on_launch=False,
+                        tags={**name_tag(prefix, tier, az), **role_tag},
+                        opts=child,
+                    )
                 )
-            )
-            private.append(
-                aws.ec2.Subnet(
-                    f"{name}-private-{az}",
-                    vpc_id=vpc.id,
-                    cidr_block=plan.private,
-                    availability_zone=plan.zone,
-                    map_public_ip_on_launch=False,
-                    tags={**name_tag(prefix, "private", az), **INTERNAL_ELB_ROLE_TAG},
-                    opts=child,
-                )
-            )
-            database.append(
-                aws.ec2.Subnet(
-                    f"{name}-database-{az}",
-                    vpc_id=vpc.id,
-                    cidr_block=plan.database,
-                    availability_zone=plan.zone,
-                    map_public_ip_on_launch=False,
-                    tags=name_tag(prefix, "database", az),
-                    opts=child,
-                )
-            )
+        public, private, database = subnets["public"], subnets["private"], subnets["database"]
 
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=vpc.id, tags=name_tag(prefix, "public"), opts=child
