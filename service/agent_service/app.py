@@ -64,7 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     queue = RedisTaskQueue(redis.client) if redis else LocalTaskQueue()
 
     state.engine, state.redis, state.active, state.cache = engine, redis, active, cache
-    state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
+    state.rate_limiter = RateLimiter(settings.rate_limit, redis)
     state.sessions = SessionService(
         session_repo, active, state.lifecycle, settings.agent_type, settings.pod_name
     )
@@ -73,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model,
         cache,
         SessionLocks(lock_ttl, redis),
+        state.rate_limiter,
         active,
         settings.history_messages,
     )

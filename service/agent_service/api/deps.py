@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -16,30 +15,30 @@ from .errors import ApiError
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS.")
 
 
-async def authenticate(
+async def identify(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
-    """The owner id of the presented API key, after the per-key rate limit."""
+    """The owner id of the presented API key (401 without a known key)."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiError(401, "unauthorized", "missing Authorization: Bearer <key>", challenge)
-    state = request.app.state
-    owner = state.api_keys.identify(credentials.credentials)
+    owner = request.app.state.api_keys.identify(credentials.credentials)
     if owner is None:
         raise ApiError(401, "unauthorized", "unknown API key", challenge)
-    retry_after = await state.rate_limiter.hit(owner)
-    if retry_after is not None:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"rate limit of {state.settings.rate_limit} exceeded",
-            {"Retry-After": str(math.ceil(retry_after))},
-        )
+    return owner
+
+
+async def authenticate(request: Request, owner: Annotated[str, Depends(identify)]) -> str:
+    """The owner id, after the per-key rate limit (429 with Retry-After over it)."""
+    await request.app.state.rate_limiter.check(owner)
     return owner
 
 
 Owner = Annotated[str, Depends(authenticate)]
+# Not rate limited here: for handlers that count the hit themselves (chat does it in the same
+# Redis round trip as taking the session lock).
+UnlimitedOwner = Annotated[str, Depends(identify)]
 
 # Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a costly hop.
 

@@ -14,7 +14,7 @@ from sqlalchemy import Row
 from ..core.chat import ChatResult, ChatService, ChatTurn
 from ..core.errors import ServiceError
 from ..core.models import ModelError
-from .deps import Chat, Owner, Sessions
+from .deps import Chat, Owner, Sessions, UnlimitedOwner
 from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR
 from .schemas import (
     MAX_MESSAGE_ID,
@@ -137,7 +137,11 @@ async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[str]:
     summary="Send a message; the model sees the session's recent history",
 )
 async def send_message(
-    session_id: uuid.UUID, body: MessageCreate, owner: Owner, chat: Chat, request: Request
+    session_id: uuid.UUID,
+    body: MessageCreate,
+    owner: UnlimitedOwner,
+    chat: Chat,
+    request: Request,
 ) -> ChatReply | StreamingResponse:
     turn = await chat.begin(owner, session_id, body.content)
     if "text/event-stream" in request.headers.get("accept", ""):

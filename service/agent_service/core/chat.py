@@ -14,9 +14,10 @@ from ..storage.repositories import SessionRepository
 from .active import ActiveSessions
 from .cache import ResponseCache, cache_key
 from .errors import Conflict, NotFound
-from .generate import generate, system_prompt
+from .generate import system_prompt
 from .locks import LockToken, SessionLocks
 from .models import ChatMessage, ModelBackend
+from .ratelimit import RateLimiter
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ChatService:
         model: ModelBackend,
         cache: ResponseCache,
         locks: SessionLocks,
+        limiter: RateLimiter,
         active: ActiveSessions,
         history: int,
     ) -> None:
@@ -50,12 +52,16 @@ class ChatService:
         self.model = model
         self._cache = cache
         self._locks = locks
+        self._limiter = limiter
         self._active = active
         self._history = history
 
     async def begin(self, owner: str, session_id: uuid.UUID, content: str) -> ChatTurn:
-        """Lock the session and build the prompt; raises 404/409 before any model call."""
-        lock = await self._locks.acquire(session_id)
+        """Rate limit and lock the session (one Redis round trip), then read the session and
+        its history (one statement); raises 429/404/409 before any model call."""
+        token = self._locks.token(session_id)
+        locked = await self._limiter.check(owner, token if token.remote else None)
+        lock = self._locks.acquire_local(token) if locked is None else (token if locked else None)
         if lock is None:
             raise Conflict(
                 "a message is already running on this session", code="message_in_progress"
@@ -77,28 +83,45 @@ class ChatService:
         ]
         return ChatTurn(session_id, content, prompt, lock)
 
+    def _key(self, prompt: list[ChatMessage]) -> str | None:
+        if not self._cache.enabled:
+            return None
+        return cache_key(self.model.name, self.model.model, [m.as_dict() for m in prompt])
+
+    async def _release(self, lock: LockToken, key: str | None, fresh: str | None) -> None:
+        """Release the lock and cache a fresh reply: one Redis round trip when both go there."""
+        entry = (key, fresh, self._cache.ttl) if key is not None and fresh is not None else None
+        if lock.remote:
+            await self._locks.release(lock, entry)
+            return
+        await self._locks.release(lock)
+        if entry is not None:
+            await self._cache.set(entry[0], entry[1])
+
     async def reply(self, turn: ChatTurn) -> ChatResult:
-        """The whole reply, stored with the user's message."""
+        """The whole reply, stored with the user's message (cached only once stored)."""
         try:
-            text, cached = await generate(self.model, self._cache, turn.prompt)
+            key = self._key(turn.prompt)
+            cached = await self._cache.get(key) if key is not None else None
+            text = cached if cached is not None else await self.model.complete(turn.prompt)
             message, reply = await self._repo.append_exchange(turn.session_id, turn.content, text)
-            return ChatResult(message, reply, cached)
-        finally:
-            await self._locks.release(turn.lock)
+        except BaseException:
+            # Shielded: a cancelled request must still free the session.
+            with anyio.CancelScope(shield=True):
+                await self._locks.release(turn.lock)
+            raise
+        await self._release(turn.lock, key, text if cached is None else None)
+        return ChatResult(message, reply, cached is not None)
 
     async def stream(self, turn: ChatTurn) -> AsyncIterator[str | ChatResult]:
         """Chunks of the reply as they come, then the stored ChatResult.
 
         Nothing is stored when the client goes away or the model fails mid-stream.
         """
+        key = self._key(turn.prompt)
+        fresh = None
         try:
-            key = None
-            cached = None
-            if self._cache.enabled:
-                key = cache_key(
-                    self.model.name, self.model.model, [m.as_dict() for m in turn.prompt]
-                )
-                cached = await self._cache.get(key)
+            cached = await self._cache.get(key) if key is not None else None
             if cached is not None:
                 yield cached
                 text = cached
@@ -108,11 +131,10 @@ class ChatService:
                     chunks.append(chunk)
                     yield chunk
                 text = "".join(chunks)
-                if key is not None:
-                    await self._cache.set(key, text)
             message, reply = await self._repo.append_exchange(turn.session_id, turn.content, text)
+            fresh = text if cached is None else None
             yield ChatResult(message, reply, cached is not None)
         finally:
             # A client that disconnects cancels the stream; the release must still happen.
             with anyio.CancelScope(shield=True):
-                await self._locks.release(turn.lock)
+                await self._release(turn.lock, key, fresh)

@@ -32,3 +32,8 @@ class Conflict(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     code = "unavailable"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "rate_limited"
