@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(5.0, gt=0)
     db_connect_timeout: float = Field(5.0, gt=0)
     db_command_timeout: float = Field(10.0, gt=0)
-    db_pool_pre_ping: bool = True
+    # Off: the pool drops connections the server closed without a round trip (storage/db.py).
+    db_pool_pre_ping: bool = False
     aws_region: str | None = None
 
     redis_url: str | None = None

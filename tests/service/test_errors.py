@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 
-from .conftest import Api, AppFactory, base_settings, run_app
+from .conftest import Api, AppFactory, base_settings, eventually, libpq, run_app
 from .fakes import FailingModel, TcpProxy
 
 
@@ -152,6 +153,66 @@ async def test_postgres_down_is_503_and_recovers_without_restart(
         back = await api.client.post(f"/v1/sessions/{sid}/messages", json={"content": "y"})
         assert back.status_code == 200
     await proxy.cut()
+
+
+async def test_connections_the_server_closed_are_replaced_without_an_error(
+    pg_url: str, redis_url: str
+) -> None:
+    """No pre-ping round trip, yet a restart or failover (the server closing every pooled
+    connection) costs no request: closed connections are skipped at checkout."""
+    settings = base_settings(database_url=pg_url, redis_url=redis_url, db_pool_size=1)
+    async with run_app(settings) as api:
+        sid = await _session(api.client)
+        assert (
+            await api.client.post(f"/v1/sessions/{sid}/messages", json={"content": "a"})
+        ).status_code == 200
+        async with api.app.state.engine.connect() as conn:  # the pool's one connection
+            pooled = (await conn.get_raw_connection()).driver_connection
+        admin = await asyncpg.connect(libpq(pg_url), timeout=5)
+        try:
+            ended = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert ended >= 1
+        await eventually(pooled.is_closed)
+        for text in ("b", "c"):
+            chat = await api.client.post(f"/v1/sessions/{sid}/messages", json={"content": text})
+            assert chat.status_code == 200, chat.text
+        assert (await api.client.get(f"/v1/sessions/{sid}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "code"),
+    [
+        ("22023", 422, "invalid_value"),
+        ("57014", 503, "database_unavailable"),
+        ("XX000", 500, "internal_error"),
+    ],
+)
+async def test_database_errors_on_the_chat_path_are_json(
+    pg_url: str, redis_url: str, sqlstate: str, status: int, code: str
+) -> None:
+    """The chat path's statements run on asyncpg directly: its errors map like SQLAlchemy's."""
+    admin = await asyncpg.connect(libpq(pg_url), timeout=5)
+    await admin.execute(
+        "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"RAISE EXCEPTION 'refused' USING ERRCODE = '{sqlstate}'; END $$; "
+        "CREATE TRIGGER fail_insert BEFORE INSERT ON messages "
+        "FOR EACH ROW EXECUTE FUNCTION fail_insert()"
+    )
+    try:
+        async with run_app(base_settings(database_url=pg_url, redis_url=redis_url)) as api:
+            sid = await _session(api.client)
+            url = f"/v1/sessions/{sid}/messages"
+            _assert_error(await api.client.post(url, json={"content": "x"}), status, code)
+            # The session lock was released: the next message fails the same way, not 409.
+            _assert_error(await api.client.post(url, json={"content": "y"}), status, code)
+    finally:
+        await admin.execute("DROP TRIGGER fail_insert ON messages; DROP FUNCTION fail_insert()")
+        await admin.close()
 
 
 async def test_redis_down_bypasses_the_cache_and_recovers(pg_url: str, redis_url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -103,9 +104,9 @@ async def _database(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _sqlstate(exc: DBAPIError) -> str:
-    """The PostgreSQL SQLSTATE behind a wrapped driver error, if any."""
-    error: BaseException | None = exc.orig
+def _sqlstate(exc: BaseException) -> str:
+    """The PostgreSQL SQLSTATE of a driver error, or of the one a DBAPIError wraps."""
+    error: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
     while error is not None:
         if code := getattr(error, "sqlstate", None):
             return str(code)
@@ -120,6 +121,17 @@ async def _dbapi(request: Request, exc: Exception) -> JSONResponse:
     if _sqlstate(exc).startswith("22"):
         # Class 22, data exception: a value the database cannot store came from the client.
         return error_response(422, "invalid_value", "a value cannot be stored as given")
+    log.error("database error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+async def _postgres(request: Request, exc: Exception) -> JSONResponse:
+    """asyncpg errors from the hot path's statements (lost connections are already 503s)."""
+    sqlstate = _sqlstate(exc)
+    if sqlstate.startswith("22"):
+        return error_response(422, "invalid_value", "a value cannot be stored as given")
+    if sqlstate[:2] in {"53", "57"}:  # insufficient resources, operator intervention
+        return await _database(request, exc)
     log.error("database error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 
@@ -149,6 +161,7 @@ def install(app: FastAPI) -> None:
     for db_error in (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable):
         app.add_exception_handler(db_error, _database)
     app.add_exception_handler(DBAPIError, _dbapi)
+    app.add_exception_handler(asyncpg.PostgresError, _postgres)
     app.add_exception_handler(RedisError, _redis)
     app.add_exception_handler(OSError, _unreachable)  # includes TimeoutError
 

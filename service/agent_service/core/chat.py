@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
-from sqlalchemy import Row
 
-from ..storage.repositories import SessionRepository
+from ..storage.repositories import SessionRepository, StoredMessage
 from .active import ActiveSessions
 from .cache import ResponseCache, cache_key
 from .errors import Conflict, NotFound
@@ -32,8 +31,8 @@ class ChatTurn:
 
 @dataclass
 class ChatResult:
-    message: Row
-    reply: Row
+    message: StoredMessage
+    reply: StoredMessage
     cached: bool
 
 
@@ -78,7 +77,7 @@ class ChatService:
         self._active.touch(session_id)
         prompt = [
             system_prompt(session.agent_type),
-            *(ChatMessage(r.role, r.content) for r in history),
+            *(ChatMessage(role, content) for role, content in history),
             ChatMessage("user", content),
         ]
         return ChatTurn(session_id, content, prompt, lock)

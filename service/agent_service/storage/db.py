@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -35,6 +35,17 @@ CONNECT_ERRORS = (
 
 # SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification).
 AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
+
+# What using a connection raises once the server is gone (stopped, restarted, failed over):
+# SQLSTATE class 08 (connection exception), 57P01..57P03 (shutdown), or a closed socket.
+LOST_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
 
 
 def _pool_args(settings: Settings) -> dict:
@@ -63,12 +74,32 @@ def create_engine(settings: Settings, secrets: SecretCredentials | None = None) 
     if settings.db_secret_arn:
         if secrets is None:
             secrets = SecretCredentials(settings.db_secret_arn, settings.aws_region)
-        return _secret_engine(settings, secrets)
+        return _skip_closed(_secret_engine(settings, secrets))
     if settings.database_url:
-        return create_async_engine(
-            settings.database_url, connect_args=_asyncpg_args(settings), **_pool_args(settings)
+        return _skip_closed(
+            create_async_engine(
+                settings.database_url, connect_args=_asyncpg_args(settings), **_pool_args(settings)
+            )
         )
     return _sqlite_engine(settings.sqlite_path)
+
+
+def _skip_closed(engine: AsyncEngine) -> AsyncEngine:
+    """Never hand out a pooled connection whose server has gone away.
+
+    asyncpg marks a connection closed as soon as the server drops it (a stop, restart or
+    failover closes the socket), so this check needs no round trip, unlike DB_POOL_PRE_PING's
+    `SELECT 1` on every checkout. The pool replaces a closed connection with a new one (or
+    fails with DatabaseUnavailable while the server is down). A connection that dies silently
+    fails its next statement instead, and pool_recycle bounds the age of every connection.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _closed(dbapi_connection: object, _record: object, _proxy: object) -> None:
+        if dbapi_connection.driver_connection.is_closed():  # type: ignore[attr-defined]
+            raise DisconnectionError("connection closed by the server")
+
+    return engine
 
 
 def _secret_engine(settings: Settings, secrets: SecretCredentials) -> AsyncEngine:
@@ -124,6 +155,20 @@ def _sqlite_engine(path: str) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+@asynccontextmanager
+async def driver(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection's asyncpg connection (PostgreSQL only), for the hot path's
+    statements: asyncpg's prepared statements without SQLAlchemy's per-statement work (measured
+    ~135 us of CPU each). A connection found broken is dropped from the pool: 503."""
+    async with connect(engine) as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        try:
+            yield raw
+        except LOST_ERRORS as exc:
+            await conn.invalidate(exc)
+            raise DatabaseUnavailable(type(exc).__name__) from exc
 
 
 @asynccontextmanager

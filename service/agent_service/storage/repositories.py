@@ -7,15 +7,15 @@ is as atomic as a transaction and saves the BEGIN and COMMIT round trips on the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import autocommit, connect
+from .db import autocommit, connect, driver
 from .tables import messages, sessions, tasks
 
 
@@ -60,12 +60,36 @@ _APPEND = insert(messages).returning(
     sort_by_parameter_order=True,
 )
 
+# The same two statements as asyncpg runs them on PostgreSQL (see db.driver): compiled from
+# the statement above, and the two-row insert written out ($1 session, $2 user text, $3 reply).
+_PG_LOAD = _LOAD_FOR_CHAT.compile(dialect=postgresql_asyncpg.dialect())
+_PG_LOAD_SQL = _PG_LOAD.string
+_PG_LOAD_PARAMS = tuple(_PG_LOAD.positiontup or ())
+_PG_APPEND_SQL = (
+    "INSERT INTO messages (session_id, role, content, created_at) "
+    "VALUES ($1, 'user', $2, $4), ($1, 'assistant', $3, $4) "
+    "RETURNING id, role, content, created_at"
+)
+
+
+class ChatSession(NamedTuple):
+    ended_at: datetime | None
+    agent_type: str
+
+
+class StoredMessage(NamedTuple):
+    id: int
+    role: str
+    content: str
+    created_at: datetime
+
 
 class SessionRepository:
     """Sessions and their messages, always scoped to the owning API key."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = autocommit(engine)
+        self._pg = engine.dialect.name == "postgresql"
 
     async def create(
         self,
@@ -121,26 +145,38 @@ class SessionRepository:
 
     async def load_for_chat(
         self, session_id: uuid.UUID, owner: str, history: int
-    ) -> tuple[Row | None, list[Row]]:
-        """The session and its last `history` messages (oldest first), in one statement."""
+    ) -> tuple[ChatSession | None, list[tuple[str, str]]]:
+        """The session and its last `history` messages as (role, content), oldest first, in
+        one statement."""
         params = {"sid": session_id, "owner": owner, "n": history}
-        async with connect(self._engine) as conn:
-            rows = (await conn.execute(_LOAD_FOR_CHAT, params)).all()
+        if self._pg:
+            async with driver(self._engine) as raw:
+                rows = await raw.fetch(_PG_LOAD_SQL, *(params[p] for p in _PG_LOAD_PARAMS))
+        else:
+            async with connect(self._engine) as conn:
+                rows = (await conn.execute(_LOAD_FOR_CHAT, params)).all()
         if not rows:
             return None, []
-        return rows[0], [r for r in rows if r.role is not None]
+        first = rows[0]
+        return ChatSession(first[0], first[1]), [(r[2], r[3]) for r in rows if r[2] is not None]
 
     async def append_exchange(
         self, session_id: uuid.UUID, user_content: str, reply: str
-    ) -> Sequence[Row]:
-        """Store the user's message and the reply in one statement; returns both rows."""
+    ) -> tuple[StoredMessage, StoredMessage]:
+        """Store the user's message and the reply in one statement; returns both."""
         now = utcnow()
-        rows = [
-            {"session_id": session_id, "role": "user", "content": user_content, "created_at": now},
-            {"session_id": session_id, "role": "assistant", "content": reply, "created_at": now},
-        ]
-        async with connect(self._engine) as conn:
-            return (await conn.execute(_APPEND, rows)).all()
+        if self._pg:
+            async with driver(self._engine) as raw:
+                rows = await raw.fetch(_PG_APPEND_SQL, session_id, user_content, reply, now)
+        else:
+            values = [
+                {"session_id": session_id, "role": role, "content": text, "created_at": now}
+                for role, text in (("user", user_content), ("assistant", reply))
+            ]
+            async with connect(self._engine) as conn:
+                rows = (await conn.execute(_APPEND, values)).all()
+        stored = sorted((StoredMessage(*r) for r in rows), key=lambda m: m.id)
+        return stored[0], stored[1]
 
     async def list_messages(
         self, session_id: uuid.UUID, owner: str, after: int | None, limit: int
