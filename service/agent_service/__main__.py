@@ -7,6 +7,7 @@ SHUTDOWN_TIMEOUT_SECONDS for the rest, then the lifespan closes the pools.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from types import FrameType
@@ -19,6 +20,7 @@ from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging
 
 log = logging.getLogger("agent_service")
+GC_THRESHOLD = 20_000
 
 
 class DrainingServer(uvicorn.Server):
@@ -37,6 +39,16 @@ class DrainingServer(uvicorn.Server):
             log.info("draining", extra={"signal": sig, "seconds": self._drain_seconds})
             return
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list | None = None) -> None:
+        await super().startup(sockets)
+        # What startup built (modules, routes, pools) lives as long as the process: take it out
+        # of the collector's sight, and collect the young generation less often (a request
+        # allocates hundreds of objects; at the default threshold of 700 the collector ran
+        # every few requests, ~9% of a chat's CPU).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
 
     async def on_tick(self, counter: int) -> bool:
         # uvicorn ticks every 0.1 s; count the drain period down here, then stop.

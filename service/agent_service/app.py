@@ -130,6 +130,9 @@ def create_app(
         version=__version__,
         description="Sessions, chat and background tasks of the agent platform.",
         lifespan=lifespan,
+        # No OpenTelemetry here (metrics are Prometheus'): skip FastAPI's per-request check for
+        # configured OTel providers.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.lifecycle = Lifecycle()
