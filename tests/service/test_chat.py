@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import httpx
+from agent_service.api.schemas import ChatReply, Message
 from agent_service.storage.tables import messages
 from sqlalchemy import select
 
@@ -32,6 +33,11 @@ async def test_the_model_sees_the_recent_history(api: Api) -> None:
     )
     assert body["model"] == {"backend": "local", "model": "local-echo-1"}
     assert body["cached"] is False
+    # Rendered without the response model, yet exactly its shape; timestamps as in listings.
+    assert ChatReply.model_validate(body).model_dump(mode="json") == body
+    listed = (await client.get(f"/v1/sessions/{sid}/messages")).json()["items"]
+    assert listed == [body["message"], body["reply"]]
+    assert Message.model_validate(listed[0]).created_at.utcoffset().total_seconds() == 0
     second = (await client.post(f"/v1/sessions/{sid}/messages", json={"content": "again"})).json()
     assert second["reply"]["content"].startswith("Turn 2: you said 'again' (1 word).")
     assert "I can see 2 earlier messages" in second["reply"]["content"]
@@ -101,6 +107,7 @@ async def test_server_sent_events_stream_the_reply_and_store_it(client: httpx.As
     assert len(tokens) > 5
     name, done = events[-1]
     assert name == "done"
+    assert ChatReply.model_validate(done).model_dump(mode="json") == done
     assert done["reply"]["content"] == "".join(tokens)
     assert done["reply"]["content"].startswith("Turn 1: you said 'stream this'")
     history = (await client.get(f"/v1/sessions/{sid}/messages")).json()["items"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -14,15 +13,16 @@ from sqlalchemy import Row
 from ..core.chat import ChatResult, ChatService, ChatTurn
 from ..core.errors import ServiceError
 from ..core.models import ModelError
+from ..storage.repositories import StoredMessage
 from .deps import Chat, Owner, Sessions, UnlimitedOwner
 from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR
+from .render import dumps, json_response
 from .schemas import (
     MAX_MESSAGE_ID,
     ChatReply,
     Message,
     MessageCreate,
     MessagePage,
-    ModelInfo,
     Session,
     SessionCreate,
     SessionEnded,
@@ -50,14 +50,19 @@ def message_out(row: Row) -> Message:
     return Message(id=row.id, role=row.role, content=row.content, created_at=row.created_at)
 
 
-def reply_out(session_id: uuid.UUID, result: ChatResult, chat: ChatService) -> ChatReply:
-    return ChatReply(
-        session_id=session_id,
-        message=message_out(result.message),
-        reply=message_out(result.reply),
-        model=ModelInfo(backend=chat.model.name, model=chat.model.model),
-        cached=result.cached,
-    )
+def _message(m: StoredMessage) -> dict:
+    return {"id": m.id, "role": m.role, "content": m.content, "created_at": m.created_at}
+
+
+def reply_out(session_id: uuid.UUID, result: ChatResult, chat: ChatService) -> dict:
+    """A ChatReply, as a dict (see api/render.py)."""
+    return {
+        "session_id": session_id,
+        "message": _message(result.message),
+        "reply": _message(result.reply),
+        "model": {"backend": chat.model.name, "model": chat.model.model},
+        "cached": result.cached,
+    }
 
 
 @router.post(
@@ -102,16 +107,15 @@ async def end_session(session_id: uuid.UUID, owner: Owner, sessions: Sessions) -
     )
 
 
-def _sse(event: str, data: object) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def _sse(event: str, data: object) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
-async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[str]:
+async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[bytes]:
     try:
         async for item in chat.stream(turn):
             if isinstance(item, ChatResult):
-                done = reply_out(turn.session_id, item, chat)
-                yield _sse("done", done.model_dump(mode="json"))
+                yield _sse("done", reply_out(turn.session_id, item, chat))
             else:
                 yield _sse("token", {"delta": item})
     except (ModelError, ServiceError) as exc:
@@ -142,7 +146,7 @@ async def send_message(
     owner: UnlimitedOwner,
     chat: Chat,
     request: Request,
-) -> ChatReply | StreamingResponse:
+) -> Response:
     turn = await chat.begin(owner, session_id, body.content)
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(
@@ -150,7 +154,7 @@ async def send_message(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return reply_out(session_id, await chat.reply(turn), chat)
+    return json_response(reply_out(session_id, await chat.reply(turn), chat))
 
 
 @router.get(
