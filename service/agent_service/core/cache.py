@@ -6,9 +6,10 @@ When Redis is configured but down the cache is bypassed (a miss costs a model ca
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import OrderedDict
+
+import orjson
 
 from .metrics import Metrics
 from .redis import REDIS_ERRORS, RedisGate
@@ -18,9 +19,7 @@ _PREFIX = "agent:cache:"
 
 def cache_key(backend: str, model: str, prompt: list[dict[str, str]]) -> str:
     """A stable key for one model call; the prompt is the whole conversation the model sees."""
-    digest = hashlib.sha256(
-        json.dumps([backend, model, prompt], separators=(",", ":"), ensure_ascii=False).encode()
-    ).hexdigest()
+    digest = hashlib.sha256(orjson.dumps([backend, model, prompt])).hexdigest()
     return _PREFIX + digest
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 
 from .base import ChatMessage, ModelBackend, ModelError, ModelTimeout
 
@@ -76,15 +76,14 @@ class OpenAIBackend(ModelBackend):
         return self._session
 
     def _payload(self, messages: list[ChatMessage], stream: bool) -> bytes:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "model": self.model,
                 "messages": [m.as_dict() for m in messages],
                 "max_tokens": self._max_tokens,
                 "stream": stream,
-            },
-            ensure_ascii=False,
-        ).encode()
+            }
+        )
 
     async def _wait(self, attempt: int, retry_after: str | None) -> None:
         delay = self._backoff * 2**attempt * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
@@ -130,7 +129,7 @@ class OpenAIBackend(ModelBackend):
         finally:
             response.release()
         try:
-            return json.loads(body)["choices"][0]["message"]["content"] or ""
+            return orjson.loads(body)["choices"][0]["message"]["content"] or ""
         except (ValueError, LookupError, TypeError) as exc:
             raise ModelError("model answered with an unexpected body") from exc
 
@@ -145,7 +144,7 @@ class OpenAIBackend(ModelBackend):
                 if data == "[DONE]":
                     break
                 try:
-                    delta = json.loads(data)["choices"][0]["delta"].get("content")
+                    delta = orjson.loads(data)["choices"][0]["delta"].get("content")
                 except (ValueError, LookupError, TypeError, AttributeError) as exc:
                     raise ModelError("model streamed an unexpected event") from exc
                 if delta:
