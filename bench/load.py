@@ -36,6 +36,7 @@ MAX_DURATION = 3600.0
 FINISHED = {"succeeded", "failed", "cancelled"}
 _JSON = {"Content-Type": "application/json"}
 _SSE = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+RUN = os.urandom(4).hex()
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Recorder:
     extra: dict[str, list[float]] = field(default_factory=dict)
     first: float | None = None
     last: float = 0.0
+    cache_hits: int = 0
 
     def more(self) -> bool:
         """Whether a user should send another request."""
@@ -117,17 +119,20 @@ async def step_sessions(client: Client, rec: Recorder, state: dict) -> None:
 
 
 def _message(state: dict) -> bytes:
+    # Unique per run too: a conversation replayed from an earlier run would be served from the
+    # service's response cache and skip the model.
     state["n"] = state.get("n", 0) + 1
-    return json.dumps(
-        {"content": f"user {state['user']} says hello, message {state['n']}"}
-    ).encode()
+    text = f"user {state['user']} of run {RUN} says hello, message {state['n']}"
+    return json.dumps({"content": text}).encode()
 
 
 async def step_chat(client: Client, rec: Recorder, state: dict) -> None:
     if "sid" not in state:
         state["sid"] = await _new_session(client)
     url = f"/v1/sessions/{state['sid']}/messages"
-    await _timed(rec, client, "POST", url, _message(state), headers=_JSON)
+    response = await _timed(rec, client, "POST", url, _message(state), headers=_JSON)
+    if response is not None and b'"cached":true' in response.body:
+        rec.cache_hits += 1
 
 
 async def step_chat_stream(client: Client, rec: Recorder, state: dict) -> None:
@@ -143,6 +148,8 @@ async def step_chat_stream(client: Client, rec: Recorder, state: dict) -> None:
     status = str(response.status)
     if status == "200" and b"event: done" not in response.body:
         status = "stream-without-done"
+    if b'"cached":true' in response.body:
+        rec.cache_hits += 1
     extra = {"ttft": response.first_byte} if response.first_byte is not None else {}
     rec.add(started, status, **extra)
 
@@ -151,7 +158,8 @@ async def step_task(client: Client, rec: Recorder, state: dict) -> None:
     """Submit a task and poll it to the end; one recorded 'request' per task."""
     state["n"] = state.get("n", 0) + 1
     started = time.perf_counter()
-    body = json.dumps({"prompt": f"task {state['n']} of user {state['user']}"}).encode()
+    prompt = f"task {state['n']} of user {state['user']} of run {RUN}"
+    body = json.dumps({"prompt": prompt}).encode()
     try:
         submitted = await client.request("POST", "/v1/tasks", body, _JSON)
         if submitted.status != 202:
@@ -255,6 +263,7 @@ async def run(
         "latency_ms": summarize_ms(rec.latencies),
         "statuses": dict(sorted(rec.statuses.items())),
         "errors": sum(n for k, n in rec.statuses.items() if not k.startswith("2")),
+        "cache_hits": rec.cache_hits,
     }
     for name, values in rec.extra.items():
         result[f"{name}_ms"] = summarize_ms(values)
