@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from ..core.errors import ServiceError
 from ..core.models import ModelError
-from ..storage.db import DatabaseUnavailable
+from ..storage.db import LOST_ERRORS, DatabaseUnavailable
 from .schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,27 @@ def _sqlstate(exc: BaseException) -> str:
     return ""
 
 
+# SQLSTATE classes that say "the database cannot serve now": connection exception, insufficient
+# resources, operator intervention (shutdown, restart, statement cancelled).
+_UNAVAILABLE_CLASSES = {"08", "53", "57"}
+
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    """Whether the driver error behind `exc` says the connection is unusable."""
+    error: BaseException | None = exc.orig
+    while error is not None:
+        if isinstance(error, LOST_ERRORS):
+            return True
+        error = error.__cause__
+    return False
+
+
 async def _dbapi(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
+    sqlstate = _sqlstate(exc)
+    if exc.connection_invalidated or sqlstate[:2] in _UNAVAILABLE_CLASSES or _connection_lost(exc):
         return await _database(request, exc)
-    if _sqlstate(exc).startswith("22"):
+    if sqlstate.startswith("22"):
         # Class 22, data exception: a value the database cannot store came from the client.
         return error_response(422, "invalid_value", "a value cannot be stored as given")
     log.error("database error", exc_info=exc)
@@ -130,7 +146,7 @@ async def _postgres(request: Request, exc: Exception) -> JSONResponse:
     sqlstate = _sqlstate(exc)
     if sqlstate.startswith("22"):
         return error_response(422, "invalid_value", "a value cannot be stored as given")
-    if sqlstate[:2] in {"53", "57"}:  # insufficient resources, operator intervention
+    if sqlstate[:2] in _UNAVAILABLE_CLASSES:
         return await _database(request, exc)
     log.error("database error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")

@@ -37,10 +37,13 @@ CONNECT_ERRORS = (
 AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
 
 # What using a connection raises once the server is gone (stopped, restarted, failed over):
-# SQLSTATE class 08 (connection exception), 57P01..57P03 (shutdown), or a closed socket.
+# SQLSTATE class 08 (connection exception), 57P01..57P03 (shutdown), a closed socket, or the
+# protocol left mid-operation by a shutdown that arrived during a statement (InternalClientError,
+# seen in the PostgreSQL-stopped fault test). Any of these makes the connection unusable.
 LOST_ERRORS = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
