@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from . import __version__
 from .api import errors, probes, sessions, stats, tasks
@@ -143,6 +144,12 @@ def create_app(
     errors.install(app)
     for module in (probes, sessions, tasks, stats):
         app.include_router(module.router)
+    app.state.route_methods = [
+        (route.path_regex, route.methods)
+        for module in (probes, sessions, tasks, stats)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+    ]
     app.add_middleware(
         RequestMiddleware,
         metrics=app.state.metrics,

@@ -71,11 +71,22 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status, code, message)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names only the first route matching the path; a path served by several
+        # routes (GET and DELETE /v1/sessions/{id}) must name every method it has.
+        allowed = {
+            method
+            for pattern, methods in request.app.state.route_methods
+            if pattern.fullmatch(request.url.path)
+            for method in methods
+        }
+        headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return error_response(exc.status_code, code, message, headers)
 
 
 async def _api(_: Request, exc: Exception) -> JSONResponse:
