@@ -24,8 +24,10 @@ def create_redis(url: str, timeout: float, max_connections: int) -> redis.Redis:
         timeout=timeout,  # wait for a free pooled connection at most this long
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        health_check_interval=15,
-        # redis-py's default retries back off for seconds; a request cannot wait that long.
+        # No PING before commands on a connection idle 15 s (a check on every command's hot
+        # path): a connection that went stale fails its command, which is retried once on a
+        # fresh one. redis-py's default retries back off for seconds; a request cannot wait.
+        health_check_interval=0,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     )
     # from_pool: closing the client closes its pool too.
