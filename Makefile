@@ -90,8 +90,10 @@ test-service: setup services ## the service tests (real PostgreSQL and Redis, an
 image-smoke: ## build service/Dockerfile with buildah (no Docker engine), run it, curl it (root)
 	bash scripts/container-smoke.sh
 
-bench: setup services ## load, capacity and fault benchmarks (prints figures)
-	$(PY) -m bench
+# Every scenario against one service process; prints the table and the capacity figures and
+# writes bench/results/<date>.json (~3 minutes). BENCH_ARGS: see `python -m bench --help`.
+bench: $(VENV)/.installed services ## load and capacity benchmarks (prints figures; fault tests run in make test)
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

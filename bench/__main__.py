@@ -250,15 +250,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def yardstick_us() -> float:
+    """CPython speed: microseconds per sum(range(1000)). Compares machines, and shows a shared
+    host slowing down during a run (measured before and after it)."""
+    return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 2)
+
+
 def machine(busy_before: float) -> dict[str, Any]:
-    loop_us = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
     return {
         "cores": psutil.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
-        # A yardstick for comparing machines (and one machine over time): CPython speed.
-        "python_sum_range_1000_us": round(loop_us, 2),
+        "python_sum_range_1000_us": {"before": yardstick_us()},
         "busy_percent_before_run": busy_before,
         "shared_by": "load generator, service, PostgreSQL, Redis, fake model, workers",
     }
@@ -272,8 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     about = machine(busy)
     results, rows, peak_rss = run(args, log_dir)
+    about["python_sum_range_1000_us"]["after"] = yardstick_us()
     figs = figures(args, results, peak_rss)
     print(report(args, rows, figs))
+    speed = about["python_sum_range_1000_us"]
+    print(
+        f"  machine speed           sum(range(1000)) {speed['before']} us before the run, "
+        f"{speed['after']} us after (a shared host that slows down moves every figure)"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{date.today().isoformat()}.json"
     settings = {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url"}}
