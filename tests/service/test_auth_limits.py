@@ -61,3 +61,25 @@ async def test_rate_limit_is_shared_by_pods_through_redis(pg_stack: dict) -> Non
         assert (await pod_b.client.get("/v1/stats")).status_code == 200
         assert (await pod_a.client.get("/v1/stats")).status_code == 429
         assert (await pod_b.client.get("/v1/stats")).status_code == 429
+
+
+async def test_chat_counts_toward_the_rate_limit_and_is_refused_unlocked(
+    make_app: AppFactory,
+) -> None:
+    """Chat takes its hit in the same Redis round trip as its session lock: a refused message
+    leaves the session unlocked, and the budget is the same as for every other call."""
+    async with make_app(rate_limit="3/minute") as api:
+        client = api.client
+        sid = (await client.post("/v1/sessions")).json()["id"]
+        url = f"/v1/sessions/{sid}/messages"
+        assert (await client.post(url, json={"content": "one"})).status_code == 200
+        assert (await client.post(url, json={"content": "two"})).status_code == 200
+        limited = await client.post(url, json={"content": "three"})
+        assert limited.status_code == 429
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert (await client.get("/v1/stats")).status_code == 429
+        # The refused message took no lock: another key (with its own budget) is answered 404,
+        # not the 409 a lock still held would give before the ownership check.
+        other = await client.post(url, json={"content": "four"}, headers=OTHER_AUTH)
+        assert other.status_code == 404
