@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -567,6 +568,20 @@ class Recorder:
         return list(self.monitor.mocks.invokes) if self.monitor else []
 
 
+def _ensure_event_loop() -> None:
+    """Give this thread an open event loop: the SDK's mocks take the current one with
+    `asyncio.get_event_loop()`, and a previous asyncio user (asyncio.run, pytest-asyncio) may
+    have closed it or left none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            usable = not asyncio.get_event_loop().is_closed()
+        except RuntimeError:
+            usable = False
+    if not usable:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run(
     program: Callable[[], Mapping[str, Any] | None],
     *,
@@ -583,6 +598,7 @@ def run(
     Returns the recorded graph and the program's outputs; exceptions from the program (such as
     `ConfigError`) propagate unchanged.
     """
+    _ensure_event_loop()
     region = config.get("aws:region") or "us-east-1"
     mocks = PlatformMocks(region=region, zones=zones)
     monitor = RecordingMonitor(mocks)

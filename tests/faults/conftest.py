@@ -22,15 +22,6 @@ API_KEY = stack.API_KEY
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _fresh_event_loop_policy_afterwards() -> Iterator[None]:
-    """pytest-asyncio leaves "no current event loop" behind after an async test; the tests that
-    run after these (tests/infra: Pulumi's mocks call asyncio.get_event_loop()) expect the state
-    of a fresh process, so hand them a new default policy."""
-    yield
-    asyncio.set_event_loop_policy(None)
-
-
 async def until(check: Callable[[], object], timeout: float = 30.0, every: float = 0.05):
     """Poll a sync or async `check` until it returns something truthy (bounded)."""
     deadline = asyncio.get_running_loop().time() + timeout
