@@ -4,7 +4,6 @@ shared ones `make services` starts are only given a throwaway database and a Red
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from bench import stack
 from bench.faults import PrivatePostgres, PrivateRedis
+from tests.polling import eventually
 
 ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://agent:agent@127.0.0.1:5433/agent"
@@ -23,17 +23,8 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 async def until(check: Callable[[], object], timeout: float = 30.0, every: float = 0.05):
-    """Poll a sync or async `check` until it returns something truthy (bounded)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(every)
+    """`eventually` with the longer defaults that real processes under load need."""
+    return await eventually(check, timeout=timeout, every=every)
 
 
 @pytest.fixture

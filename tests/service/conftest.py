@@ -223,17 +223,3 @@ def fake_openai() -> FakeOpenAI:
     server.start()
     yield server
     server.stop()
-
-
-async def eventually(check: Callable[[], object], timeout: float = 10.0, every: float = 0.02):
-    """Poll an async or sync `check` until it returns something truthy (bounded)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(every)

@@ -10,7 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
-from .conftest import Api, AppFactory, base_settings, eventually, libpq, run_app
+from tests.polling import eventually
+
+from .conftest import Api, AppFactory, base_settings, libpq, run_app
 from .fakes import FailingModel, TcpProxy
 
 

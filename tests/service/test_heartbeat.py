@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from agent_service.heartbeat import Heartbeat, age
 
-from .conftest import eventually
+from tests.polling import eventually
+
 from .test_process import _env
 
 

@@ -18,7 +18,9 @@ import pytest
 from agent_service.__main__ import main as api_main
 from agent_service.config import Settings
 
-from .conftest import AUTH, base_settings, eventually, run_app
+from tests.polling import eventually
+
+from .conftest import AUTH, base_settings, run_app
 from .fakes import FakeOpenAI
 
 

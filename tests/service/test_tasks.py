@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from .conftest import OTHER_AUTH, Api, AppFactory, eventually
+from tests.polling import eventually
+
+from .conftest import OTHER_AUTH, Api, AppFactory
 
 
 async def _wait_finished(client: httpx.AsyncClient, task_id: str) -> dict:
