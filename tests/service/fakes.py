@@ -4,6 +4,7 @@ replies wait for the test to release them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -33,7 +34,7 @@ class FakeOpenAI:
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *args: object) -> None:
-                pass
+                """Quiet: the tests assert on what the fake records, not on its access log."""
 
             def _send(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
@@ -185,12 +186,12 @@ class TcpProxy:
         self._writers.update((writer, up_writer))
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            # A cut connection is what this proxy exists to produce: not an error.
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
+                with contextlib.suppress(ConnectionError, OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
             finally:
                 dst.transport.abort()
 
