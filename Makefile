@@ -64,8 +64,10 @@ verify: setup ## check deployed STACK: EKS, RDS, ElastiCache, ALB targets, HTTP 
 	$(PY) -m infra verify --stack "$(STACK)"
 
 # --- the service ----------------------------------------------------------------------------
+# The embedded database lives in this checkout (.local/), so another clone never meets its schema.
 serve: setup ## the agent service on http://127.0.0.1:8000 (embedded SQLite, in-process cache)
-	cd service && API_KEYS="$${API_KEYS:-dev-key}" HOST="$${HOST:-127.0.0.1}" ../$(PY) -m agent_service
+	cd service && API_KEYS="$${API_KEYS:-dev-key}" HOST="$${HOST:-127.0.0.1}" \
+	  SQLITE_PATH="$${SQLITE_PATH:-$(CURDIR)/.local/agent.db}" ../$(PY) -m agent_service
 
 services: ## start loopback PostgreSQL and Redis for the tests
 	bash scripts/local-services.sh start
