@@ -43,7 +43,7 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) ## create ./venv (program, service, test tools) and .venv-checkov
 
 # --- the platform ---------------------------------------------------------------------------
-pulumi-stack: setup
+pulumi-stack: $(VENV)/.installed
 	@command -v pulumi >/dev/null || { echo "error: the Pulumi CLI is required for this target: https://www.pulumi.com/docs/install/" >&2; exit 1; }
 	pulumi login "$(PULUMI_BACKEND_URL)"
 	pulumi stack select --create "$(STACK)"
@@ -57,15 +57,15 @@ preview: pulumi-stack ## preview STACK
 destroy: pulumi-stack ## destroy STACK (see README "Destroying a stack")
 	pulumi destroy --stack "$(STACK)" --yes
 
-render: setup ## offline plan of STACK into OUT (default out/STACK)
+render: $(VENV)/.installed ## offline plan of STACK into OUT (default out/STACK)
 	$(PY) -m infra render --stack "$(STACK)" --out "$(OUT)"
 
-verify: setup ## check deployed STACK: EKS, RDS, ElastiCache, ALB targets, HTTP (Pulumi CLI + AWS)
+verify: $(VENV)/.installed ## check deployed STACK: EKS, RDS, ElastiCache, ALB targets, HTTP (Pulumi CLI + AWS)
 	$(PY) -m infra verify --stack "$(STACK)"
 
 # --- the service ----------------------------------------------------------------------------
 # The embedded database lives in this checkout (.local/), so another clone never meets its schema.
-serve: setup ## the agent service on http://127.0.0.1:8000 (embedded SQLite, in-process cache)
+serve: $(VENV)/.installed ## the agent service on http://127.0.0.1:8000 (embedded SQLite, in-process cache)
 	cd service && API_KEYS="$${API_KEYS:-dev-key}" HOST="$${HOST:-127.0.0.1}" \
 	  SQLITE_PATH="$${SQLITE_PATH:-$(CURDIR)/.local/agent.db}" ../$(PY) -m agent_service
 
@@ -83,10 +83,10 @@ test: setup services ## every test
 test-infra: setup
 	$(PY) -m pytest tests/infra
 
-policy: setup ## the policy pack on every stack's graph and on broken graphs; workflow checks
+policy: $(VENV)/.installed ## the policy pack on every stack's graph and on broken graphs; workflow checks
 	$(PY) -m pytest tests/policy tests/ci
 
-test-service: setup services ## the service tests (real PostgreSQL and Redis, and SQLite)
+test-service: $(VENV)/.installed services ## the service tests (real PostgreSQL and Redis, and SQLite)
 	$(PY) -m pytest tests/service
 
 image-smoke: ## build service/Dockerfile with buildah (no Docker engine), run it, curl it (root)
