@@ -96,6 +96,8 @@ class RecordedResource:
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     dependencies: tuple[str, ...] = ()  # URNs: explicit depends_on and inputs' resources
+    engine_urn: str = ""  # the URN the real engine gives it (full parent type chain)
+    aliases: tuple[str, ...] = ()  # engine URNs it answered to before (`aliases=`)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -505,12 +507,44 @@ def _urn_type(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
 
 
+def engine_urn(stack: str, project: str, parent: str | None, typ: str, name: str) -> str:
+    """The URN the Pulumi engine gives a resource: its parents' full type chain (the stack
+    excluded), then its own type and name. The mock monitor keeps only the last parent type."""
+    qualified = typ
+    if parent and _urn_type(parent) != "pulumi:pulumi:Stack":
+        qualified = f"{parent.split('::')[2]}${typ}"
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
+
+
+def _alias_urns(request: Any, stack: str, project: str, parent: str | None) -> list[str]:
+    """The engine URNs a registration's aliases stand for (`parent`: the engine URN of the
+    resource's own parent). Alias specs name their parent by its mock URN, mapped by caller."""
+    resolved = []
+    for alias in request.aliases:
+        if alias.urn:
+            resolved.append(alias.urn)
+            continue
+        spec = alias.spec
+        alias_parent = None if spec.noParent else (spec.parentUrn or parent)
+        resolved.append(
+            engine_urn(
+                spec.stack or stack,
+                spec.project or project,
+                alias_parent,
+                spec.type or request.type,
+                spec.name or request.name,
+            )
+        )
+    return resolved
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A MockMonitor that records registrations and does not offer resource references."""
 
     def __init__(self, mocks: PlatformMocks):
         super().__init__(mocks)
         self.records: list[RecordedResource] = []
+        self._engine_urns: dict[str, str] = {}  # mock URN -> engine URN
 
     def SupportsFeature(self, request):  # gRPC method name
         supported = request.id not in _REFERENCE_FEATURES
@@ -527,7 +561,19 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request):  # gRPC method name
         response = super().RegisterResource(request)
+        stack, project = (
+            response.urn.split("::")[0].removeprefix("urn:pulumi:"),
+            response.urn.split("::")[1],
+        )
+        engine_parent = self._engine_urns.get(request.parent) if request.parent else None
+        self._engine_urns[response.urn] = engine_urn(
+            stack, project, engine_parent, request.type, request.name
+        )
         if request.type != "pulumi:pulumi:Stack":
+            aliases = [
+                self._engine_urns.get(a, a)
+                for a in _alias_urns(request, stack, project, engine_parent)
+            ]
             parent = request.parent or None
             if parent and _urn_type(parent) == "pulumi:pulumi:Stack":
                 parent = None  # children of the stack are top-level
@@ -543,6 +589,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     id=response.id,
                     outputs=unwrap(self.resources[response.urn].state),
                     dependencies=tuple(request.dependencies),
+                    engine_urn=self._engine_urns[response.urn],
+                    aliases=tuple(aliases),
                 )
             )
         return response
