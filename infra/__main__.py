@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from infra.config import ConfigError
-from infra.stackfiles import StackFileError
-from infra.verify import add_arguments as add_verify_arguments
+from infra.offline.stackfiles import StackFileError
+from infra.ops.verify import add_arguments as add_verify_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "verify":
-        from infra.verify import VerifyError, options_from, verify
+        from infra.ops.verify import VerifyError, options_from, verify
 
         try:
             return 0 if verify(options_from(args)) else 1
@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config-docs":
         import yaml
 
-        from infra.configdoc import markdown_table, pulumi_yaml_config
+        from infra.config.docs import markdown_table, pulumi_yaml_config
 
         print(yaml.safe_dump({"config": pulumi_yaml_config()}, sort_keys=False, width=100))
         print(markdown_table())
         return 0
 
-    from infra.render import render, summary
+    from infra.offline.render import render, summary
 
     try:
         graph = render(args.stack, args.out, args.project_dir)

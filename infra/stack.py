@@ -14,19 +14,18 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import checks
-from infra.addons import Addons, AddonsArgs
-from infra.cache import Cache, CacheArgs
-from infra.cluster import Cluster, ClusterArgs
-from infra.config import NAMESPACE, ConfigError, StackConfig, load_config
-from infra.database import Database, DatabaseArgs
-from infra.k8s.pods import Resources
-from infra.loadbalancer import LoadBalancer, LoadBalancerArgs
+from infra.components.addons import Addons, AddonsArgs
+from infra.components.cache import Cache, CacheArgs
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.database import Database, DatabaseArgs
+from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.registry import Registry, RegistryArgs, content_tag
+from infra.components.workload import Scaling, Workload, WorkloadArgs
+from infra.components.workload.pods import Resources
+from infra.config import NAMESPACE, ConfigError, StackConfig, checks, load_config
 from infra.naming import NAME_RULES, physical_name
-from infra.network import Network, NetworkArgs
-from infra.registry import Registry, RegistryArgs, content_tag
 from infra.tags import default_tags
-from infra.workload import Scaling, Workload, WorkloadArgs
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 BUILD_CONTEXT = "service"  # relative to the project: `pulumi up` runs there
@@ -175,7 +174,7 @@ def compose(cfg: StackConfig) -> Platform:
             subnet_ids=network.public_subnet_ids,
             ingress_cidrs=cfg.load_balancer.ingress_cidrs,
             target_security_group_id=network.workload_security_group_id,
-            certificate_arn=cfg.load_balancer.certificate_arn,
+            certificate_arn=cfg.load_balancer.certificate_arn or None,
             waf_rate_limit=cfg.load_balancer.waf_rate_limit,
             deletion_protection=cfg.deletion_protection,
         ),

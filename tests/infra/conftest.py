@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.mocking import Graph
+from infra.offline.mocking import Graph
 from tests.infra.pulumi_harness import STACKS, graph_of
 
 

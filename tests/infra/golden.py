@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from infra.mocking import Graph, redact
-from infra.render import kubernetes_manifest, manifest_filename
+from infra.offline.mocking import Graph, redact
+from infra.offline.render import kubernetes_manifest, manifest_filename
 from tests.infra.pulumi_harness import STACKS, run_program
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"

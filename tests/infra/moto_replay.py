@@ -14,9 +14,9 @@ from typing import Any
 
 import boto3
 
-from infra import checks
-from infra.mocking import Graph, RecordedResource
+from infra.config import checks
 from infra.naming import NAME_RULES
+from infra.offline.mocking import Graph, RecordedResource
 
 # Types with nothing to create in AWS (Kubernetes objects are validated against their schemas
 # and by checkov instead; the image is built by `pulumi up`).

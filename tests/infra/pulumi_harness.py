@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from infra import mocking, stackfiles
 from infra.config import NAMESPACE, ConfigError
-from infra.mocking import Graph, Recorder
+from infra.offline import mocking, stackfiles
+from infra.offline.mocking import Graph, Recorder
 from infra.stack import build
 
 ROOT = Path(__file__).resolve().parents[2]

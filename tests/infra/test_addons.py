@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from infra import checks
-from infra.addons import CLUSTER_AUTOSCALER_IMAGES, POLICIES
-from infra.mocking import Graph, RecordedResource
+from infra.components.addons import CLUSTER_AUTOSCALER_IMAGES, POLICIES
+from infra.config import checks
+from infra.offline.mocking import Graph, RecordedResource
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ROLE = "aws:iam/role:Role"
@@ -145,7 +145,7 @@ def test_controllers_install_after_the_nodes_and_their_iam(graph):
 
 
 def test_helm_releases_are_not_rendered_as_manifests_of_ours(tmp_path, dev):
-    from infra.render import write
+    from infra.offline.render import write
 
     write(dev, tmp_path)
     kinds = {p.name.split("_")[1] for p in (tmp_path / "manifests").iterdir()}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import checks
-from infra.config import KEYS_BY_NAME
-from infra.mocking import Graph
+from infra.config import KEYS_BY_NAME, checks
+from infra.offline.mocking import Graph
 from tests.infra.pulumi_harness import config_error, graph_of, run_program
 
 CLUSTER = "eks:index:Cluster"
@@ -232,7 +231,7 @@ def test_coredns_and_metrics_server_are_eks_add_ons_created_after_the_nodes(grap
 
 
 def test_add_on_versions_are_eks_defaults_for_the_cluster_version():
-    from infra.mocking import Recorder
+    from infra.offline.mocking import Recorder
 
     recorder = Recorder()
     run_program("dev", recorder=recorder)

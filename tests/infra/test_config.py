@@ -3,76 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
-from infra import checks
-from infra.config import ENVIRONMENTS, KEYS, ConfigError, StackConfig, environment_of, load_config
-from infra.configdoc import markdown_table, pulumi_yaml_config, show
+from infra.config import (
+    ENVIRONMENTS,
+    KEYS,
+    KEYS_BY_NAME,
+    ConfigError,
+    StackConfig,
+    checks,
+    environment_of,
+    load_config,
+)
+from infra.config.docs import markdown_table, pulumi_yaml_config, show
 from tests.infra.pulumi_harness import ROOT, STACKS, config_error, run_program
 
 CERT_ID = "0a1b2c3d-1111-2222-3333-444455556666"
-
-# How each key surfaces on the typed object.
-TYPED: dict[str, Callable[[StackConfig], Any]] = {
-    "environment": lambda c: c.environment,
-    "deletionProtection": lambda c: c.deletion_protection,
-    "vpcCidr": lambda c: c.network.vpc_cidr,
-    "azCount": lambda c: c.network.az_count,
-    "natGateways": lambda c: c.network.nat_gateways,
-    "flowLogs": lambda c: c.network.flow_logs,
-    "flowLogRetentionDays": lambda c: c.network.flow_log_retention_days,
-    "dbEngineVersion": lambda c: c.database.engine_version,
-    "dbInstanceClass": lambda c: c.database.instance_class,
-    "dbAllocatedStorage": lambda c: c.database.allocated_storage,
-    "dbMaxAllocatedStorage": lambda c: c.database.max_allocated_storage,
-    "dbMultiAz": lambda c: c.database.multi_az,
-    "dbBackupRetentionDays": lambda c: c.database.backup_retention_days,
-    "dbBackupWindow": lambda c: c.database.backup_window,
-    "dbMaintenanceWindow": lambda c: c.database.maintenance_window,
-    "dbPerformanceInsights": lambda c: c.database.performance_insights,
-    "dbFinalSnapshot": lambda c: c.database.final_snapshot,
-    "cacheEngine": lambda c: c.cache.engine,
-    "cacheNodeType": lambda c: c.cache.node_type,
-    "cacheNodes": lambda c: c.cache.nodes,
-    "cacheSnapshotRetentionDays": lambda c: c.cache.snapshot_retention_days,
-    "albIngressCidrs": lambda c: list(c.load_balancer.ingress_cidrs),
-    "certificateArn": lambda c: c.load_balancer.certificate_arn or "",
-    "wafRateLimit": lambda c: c.load_balancer.waf_rate_limit,
-    "kubernetesVersion": lambda c: c.cluster.kubernetes_version,
-    "clusterLogRetentionDays": lambda c: c.cluster.log_retention_days,
-    "clusterPublicAccessCidrs": lambda c: list(c.cluster.public_access_cidrs),
-    "adminRoleArns": lambda c: list(c.cluster.admin_role_arns),
-    "nodeInstanceTypes": lambda c: list(c.cluster.node_instance_types),
-    "nodeCapacityType": lambda c: c.cluster.node_capacity_type,
-    "nodeMinSize": lambda c: c.cluster.node_min_size,
-    "nodeDesiredSize": lambda c: c.cluster.node_desired_size,
-    "nodeMaxSize": lambda c: c.cluster.node_max_size,
-    "ecrKeepImages": lambda c: c.registry.keep_images,
-    "image": lambda c: c.registry.image or "",
-    "buildImage": lambda c: c.registry.build_image,
-    "apiMinReplicas": lambda c: c.workload.api_min_replicas,
-    "apiMaxReplicas": lambda c: c.workload.api_max_replicas,
-    "workerMinReplicas": lambda c: c.workload.worker_min_replicas,
-    "workerMaxReplicas": lambda c: c.workload.worker_max_replicas,
-    "hpaCpuTarget": lambda c: c.workload.hpa_cpu_target,
-    "hpaMemoryTarget": lambda c: c.workload.hpa_memory_target,
-    "cpuRequest": lambda c: c.workload.cpu_request,
-    "memoryRequest": lambda c: c.workload.memory_request,
-    "cpuLimit": lambda c: c.workload.cpu_limit,
-    "memoryLimit": lambda c: c.workload.memory_limit,
-    "agentType": lambda c: c.workload.agent_type,
-    "maxConcurrentSessions": lambda c: c.workload.max_concurrent_sessions,
-    "modelBackend": lambda c: c.workload.model_backend,
-    "modelUrl": lambda c: c.workload.model_url or "",
-    "modelId": lambda c: c.workload.model_id or "",
-    "logLevel": lambda c: c.workload.log_level,
-    "modelApiKey": lambda c: c.secrets.model_api_key,
-    "apiKeys": lambda c: c.secrets.api_keys,
-}
 
 
 def loaded(stack: str, overrides: dict[str, Any] | None = None, **kwargs) -> StackConfig:
@@ -88,7 +37,18 @@ def loaded(stack: str, overrides: dict[str, Any] | None = None, **kwargs) -> Sta
 
 
 def test_every_key_reaches_the_typed_config():
-    assert set(TYPED) == {k.name for k in KEYS}
+    cfg = loaded("prod")
+    assert len(KEYS) == len({k.name for k in KEYS}) == len({k.path for k in KEYS})
+    for key in KEYS:
+        assert hasattr(getattr(cfg, key.path[0]), key.path[1]), key.name
+
+
+def test_every_default_passes_its_own_check():
+    for key in KEYS:
+        for default in key.defaults:
+            values = default if isinstance(default, list) else [default]
+            if key.check is not None and default is not None:
+                assert all(key.check(v) for v in values), (key.name, default)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -100,7 +60,8 @@ def test_each_environment_gets_its_column_of_defaults(stack):
         if key.name == "environment":
             continue
         default = key.default(expected_env)
-        assert TYPED[key.name](cfg) == (default if default is not None else None), key.name
+        typed = tuple(default) if isinstance(default, list) else default
+        assert key.of(cfg) == typed, key.name
 
 
 def test_prod_defaults_are_the_highly_available_ones():
@@ -176,108 +137,89 @@ def test_secrets_stay_secret_outputs():
     assert graph.outputs["modelApiKey"] is None
 
 
-# --- one test per validation rule ---------------------------------------------------------------
+# --- every refused value of every key, then every rule across keys -----------------------------
 
-BAD_VALUES = [
-    # (key, stack, overrides, the value the message must quote)
-    ("vpcCidr", "dev", {"vpcCidr": "10.0.0.0/33"}, "'10.0.0.0/33'"),
-    ("vpcCidr", "dev", {"vpcCidr": "10.0.0.1/16"}, "'10.0.0.1/16'"),  # host bits
-    ("vpcCidr", "dev", {"vpcCidr": "8.8.0.0/16"}, "'8.8.0.0/16'"),  # not RFC 1918
-    ("vpcCidr", "dev", {"vpcCidr": "10.0.0.0/24"}, "'10.0.0.0/24'"),  # too small to carve
-    ("azCount", "dev", {"azCount": 1}, "1"),
-    ("azCount", "dev", {"azCount": 7}, "7"),
-    ("azCount", "dev", {"azCount": "three"}, "'three'"),
-    ("natGateways", "dev", {"natGateways": "none"}, "'none'"),
-    ("flowLogs", "dev", {"flowLogs": "yes"}, "'yes'"),
-    ("flowLogRetentionDays", "dev", {"flowLogRetentionDays": 10}, "10"),
-    ("deletionProtection", "dev", {"deletionProtection": "maybe"}, "'maybe'"),
-    ("environment", "dev", {"environment": "production"}, "'production'"),
-    ("dbEngineVersion", "dev", {"dbEngineVersion": "13"}, "'13'"),
-    ("dbInstanceClass", "dev", {"dbInstanceClass": "t3.medium"}, "'t3.medium'"),
-    ("dbAllocatedStorage", "dev", {"dbAllocatedStorage": 10}, "10"),
-    ("dbMaxAllocatedStorage", "dev", {"dbMaxAllocatedStorage": 21}, "21"),  # < 110% of 20
-    ("dbMultiAz", "dev", {"dbMultiAz": "2"}, "'2'"),
-    ("dbPerformanceInsights", "dev", {"dbPerformanceInsights": "on"}, "'on'"),
-    ("dbFinalSnapshot", "dev", {"dbFinalSnapshot": "no"}, "'no'"),
-    ("dbBackupRetentionDays", "dev", {"dbBackupRetentionDays": 0}, "0"),
-    ("dbBackupWindow", "dev", {"dbBackupWindow": "03:00-03:10"}, "'03:00-03:10'"),
-    ("dbBackupWindow", "dev", {"dbBackupWindow": "3am"}, "'3am'"),
-    ("dbMaintenanceWindow", "dev", {"dbMaintenanceWindow": "mon:25:00-mon:26:00"}, "'mon:25"),
+# Values of the wrong shape, per type: the parser refuses them before any check.
+MALFORMED = {"integer": "three", "boolean": "maybe", "array": "[not json"}
+
+
+def _shown(value):
+    return str(value) if isinstance(value, int) else repr(value)
+
+
+def _refused_values():
+    """(key, override, the text the message must quote), derived from the key definitions."""
+    cases = []
+    for key in KEYS:
+        if key.type == "secret":
+            continue
+        if key.type in MALFORMED:
+            cases.append((key.name, MALFORMED[key.type], repr(MALFORMED[key.type])))
+        for value in key.check.refuses if key.check else ():
+            override = [value] if key.type == "array" else value
+            cases.append((key.name, override, _shown(value)))
+        if key.type == "array" and "at least one" in key.allowed and not key.varies:
+            cases.append((key.name, [], "'[]'"))
+    return cases
+
+
+REFUSED = _refused_values()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "quoted"), REFUSED, ids=[f"{k}={v!s:.24}" for k, v, _ in REFUSED]
+)
+def test_a_refused_value_fails_before_any_resource_naming_key_value_and_allowed(key, value, quoted):
+    message = config_error("dev", {key: value})
+    assert message.startswith(f"agent-platform:{key}: {quoted} is not valid; allowed: "), message
+    assert KEYS_BY_NAME[key].allowed in message or KEYS_BY_NAME[key].type == "boolean"
+
+
+def test_every_checked_or_typed_key_has_refused_values():
+    refused = {key for key, *_ in REFUSED}
+    checked = {k.name for k in KEYS if k.check is not None or k.type in MALFORMED}
+    assert checked - refused == set()
+
+
+# Rules across keys: (key blamed, stack, overrides, what the message must say).
+BROKEN_RULES = [
+    ("dbMaxAllocatedStorage", "dev", {"dbMaxAllocatedStorage": 21}, "21 is not valid"),
     ("dbMaintenanceWindow", "dev", {"dbBackupWindow": "04:00-05:00"}, "'sun:04:00-sun:05:00'"),
-    ("cacheEngine", "dev", {"cacheEngine": "memcached"}, "'memcached'"),
-    ("cacheNodeType", "dev", {"cacheNodeType": "cache.t3"}, "'cache.t3'"),
-    ("cacheNodes", "dev", {"cacheNodes": 7}, "7"),
-    ("cacheSnapshotRetentionDays", "dev", {"cacheSnapshotRetentionDays": 40}, "40"),
-    ("albIngressCidrs", "dev", {"albIngressCidrs": ["1.2.3.4/40"]}, "'1.2.3.4/40'"),
-    ("albIngressCidrs", "dev", {"albIngressCidrs": []}, "'[]'"),
-    ("albIngressCidrs", "dev", {"albIngressCidrs": "[not json"}, "'[not json'"),
-    ("certificateArn", "dev", {"certificateArn": "not-an-arn"}, "'not-an-arn'"),
     (
         "certificateArn",
         "dev",
         {"certificateArn": f"arn:aws:acm:eu-west-1:123456789012:certificate/{CERT_ID}"},
         "another region",
     ),
-    ("wafRateLimit", "dev", {"wafRateLimit": 5}, "5"),
-    ("kubernetesVersion", "dev", {"kubernetesVersion": "1.29"}, "'1.29'"),
-    ("kubernetesVersion", "dev", {"kubernetesVersion": "1.34"}, "'1.34'"),  # std support ends
-    ("clusterLogRetentionDays", "dev", {"clusterLogRetentionDays": 45}, "45"),
-    ("clusterPublicAccessCidrs", "dev", {"clusterPublicAccessCidrs": ["0.0.0.0/33"]}, "'0.0"),
-    ("adminRoleArns", "dev", {"adminRoleArns": ["arn:aws:iam::123:role/x"]}, "'arn:aws:iam::123"),
-    ("nodeInstanceTypes", "dev", {"nodeInstanceTypes": ["t3.larg"]}, "'t3.larg'"),
-    ("nodeInstanceTypes", "dev", {"nodeInstanceTypes": ["m7g.large"]}, "'m7g.large'"),  # arm64
-    ("nodeCapacityType", "dev", {"nodeCapacityType": "spot"}, "'spot'"),
     ("nodeMinSize", "dev", {"nodeMinSize": 5}, "5 is greater than nodeMaxSize (3)"),
     ("nodeDesiredSize", "prod", {"nodeDesiredSize": 11}, "11 is greater than nodeMaxSize (10)"),
     ("nodeMaxSize", "prod", {"nodeMaxSize": 2}, "2 is less than nodeDesiredSize (3)"),
-    ("nodeMaxSize", "dev", {"nodeMaxSize": 451}, "451"),
     ("apiMinReplicas", "dev", {"apiMinReplicas": 5}, "5 is greater than apiMaxReplicas (3)"),
-    ("apiMaxReplicas", "dev", {"apiMaxReplicas": 101}, "101"),
-    ("workerMinReplicas", "dev", {"workerMinReplicas": 0}, "0"),
     ("workerMaxReplicas", "prod", {"workerMaxReplicas": 1}, "1 is less than workerMinReplicas"),
-    ("hpaCpuTarget", "dev", {"hpaCpuTarget": 0}, "0"),
-    ("hpaMemoryTarget", "dev", {"hpaMemoryTarget": 150}, "150"),
-    ("cpuRequest", "dev", {"cpuRequest": "500x"}, "'500x'"),
-    ("memoryRequest", "dev", {"memoryRequest": "512mb"}, "'512mb'"),
     ("cpuRequest", "dev", {"cpuRequest": "2"}, "'2' is greater than cpuLimit ('1')"),
     ("memoryRequest", "dev", {"memoryRequest": "2Gi"}, "'2Gi' is greater than memoryLimit"),
-    ("cpuLimit", "dev", {"cpuLimit": "0"}, "'0'"),
-    ("memoryLimit", "dev", {"memoryLimit": "1 Gi"}, "'1 Gi'"),
-    ("agentType", "dev", {"agentType": "has space"}, "'has space'"),
-    ("maxConcurrentSessions", "dev", {"maxConcurrentSessions": 0}, "0"),
-    ("modelBackend", "dev", {"modelBackend": "anthropic"}, "'anthropic'"),
-    ("modelUrl", "dev", {"modelUrl": "ftp://models"}, "'ftp://models'"),
     ("modelUrl", "dev", {"modelBackend": "openai"}, "empty while modelBackend is openai"),
-    ("modelId", "dev", {"modelId": "gpt 4"}, "'gpt 4'"),
-    ("logLevel", "dev", {"logLevel": "verbose"}, "'verbose'"),
-    ("image", "dev", {"image": "Registry/UPPER:tag"}, "'Registry/UPPER:tag'"),
     ("image", "dev", {"buildImage": False}, "empty while buildImage is false"),
-    ("image", "dev", {"buildImage": False, "image": "ghcr.io/org/agent:latest"}, "agent:latest'"),
-    ("image", "dev", {"buildImage": False, "image": "ghcr.io/org/agent"}, "'ghcr.io/org/agent'"),
     ("buildImage", "dev", {"image": "ghcr.io/org/agent:1.0"}, "true while image is set"),
-    ("ecrKeepImages", "dev", {"ecrKeepImages": 0}, "0"),
-    ("buildImage", "dev", {"buildImage": "sometimes"}, "'sometimes'"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("key", "stack", "overrides", "quoted"),
-    BAD_VALUES,
-    ids=[f"{k}={next(iter(o.values()))!s:.24}" for k, _, o, _ in BAD_VALUES],
+    ("key", "stack", "overrides", "says"),
+    BROKEN_RULES,
+    ids=[f"{k}:{next(iter(o))}" for k, _, o, _ in BROKEN_RULES],
 )
-def test_a_bad_value_fails_before_any_resource_naming_key_value_and_allowed(
-    key, stack, overrides, quoted
-):
+def test_a_broken_rule_across_keys_fails_naming_the_key(key, stack, overrides, says):
     message = config_error(stack, overrides)
     assert message.startswith(f"agent-platform:{key}: "), message
-    assert quoted in message
+    assert says in message
     assert "allowed: " in message
 
 
-def test_every_key_with_a_check_has_a_bad_value_test():
-    tested = {key for key, *_ in BAD_VALUES}
-    checked = {k.name for k in KEYS if k.check is not None or k.type in ("integer", "boolean")}
-    assert checked - tested == set()
+def test_a_bad_value_is_reported_before_a_broken_rule():
+    # The cluster's rule (min > max) would fire first by section order; the bad value wins.
+    message = config_error("dev", {"nodeMinSize": 5, "logLevel": "verbose"})
+    assert message.startswith("agent-platform:logLevel: 'verbose' is not valid"), message
 
 
 def test_more_azs_than_the_region_has_is_a_config_error():

@@ -10,8 +10,8 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra.mocking import UnmockedInvokeError
-from infra.render import write
+from infra.offline.mocking import UnmockedInvokeError
+from infra.offline.render import write
 from tests.infra.pulumi_harness import run_program
 
 

@@ -13,7 +13,7 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from infra.config import KEYS_BY_NAME
-from infra.render import write
+from infra.offline.render import write
 from tests.infra.pulumi_harness import ROOT, graph_of
 
 # Custom resources have no schema in kubernetes-validate; allowed by apiVersion and kind only.

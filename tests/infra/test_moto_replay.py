@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from infra.mocking import Graph
+from infra.offline.mocking import Graph
 from tests.infra.moto_replay import Replay, ReplayRuleError
 from tests.infra.pulumi_harness import graph_of, run_program
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from infra.mocking import Graph
 from infra.naming import FINAL_SNAPSHOT_ID_LIMIT, NAME_RULES, physical_name
+from infra.offline.mocking import Graph
 from tests.infra.pulumi_harness import run_program
 
 LONG_REVIEW_STACK = "pr-" + "7" * 60

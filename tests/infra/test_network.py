@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from infra.components.network import plan_subnets
 from infra.config import KEYS_BY_NAME
-from infra.mocking import Graph
-from infra.network import plan_subnets
+from infra.offline.mocking import Graph
 from tests.infra.pulumi_harness import STACKS, graph_of, run_program
 
 SUBNET = "aws:ec2/subnet:Subnet"

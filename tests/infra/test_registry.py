@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from infra.registry import content_tag
+from infra.components.registry import content_tag
 from tests.infra.pulumi_harness import ROOT, graph_of, run_program
 
 REPOSITORY = "aws:ecr/repository:Repository"

@@ -14,9 +14,9 @@ import pulumi
 import pytest
 
 from infra.__main__ import main
-from infra.mocking import Graph, RecordedResource, wrap_secret
-from infra.render import kubernetes_manifest, manifest_filename, write
-from infra.stackfiles import SECURE_PLACEHOLDER, load
+from infra.offline.mocking import Graph, RecordedResource, wrap_secret
+from infra.offline.render import kubernetes_manifest, manifest_filename, write
+from infra.offline.stackfiles import SECURE_PLACEHOLDER, load
 from tests.infra.pulumi_harness import ROOT, run_program
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra.mocking import Graph, RecordedResource, Recorder
+from infra.offline.mocking import Graph, RecordedResource, Recorder
 from tests.infra.pulumi_harness import run_program
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from infra import contract
-from infra.mocking import Graph, RecordedResource
+from infra.offline.mocking import Graph, RecordedResource
 from tests.infra.pulumi_harness import graph_of, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

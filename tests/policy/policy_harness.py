@@ -10,7 +10,7 @@ every resource with its state (inputs plus the mock's outputs), parent and prope
 dependencies. Properties are prepared as the analyzer prepares them:
 `unknown_checking_proxy(deserialize_properties(...))`.
 
-`infra.mocking` records no property dependencies, so `program_graph` runs the program with a
+`infra.offline.mocking` records no property dependencies, so `program_graph` runs the program with a
 monitor that also keeps each registration's `propertyDependencies` (what the engine hands to
 stack policies).
 """
@@ -38,8 +38,8 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from infra import mocking
-from infra.mocking import RecordedResource
+from infra.offline import mocking
+from infra.offline.mocking import RecordedResource
 from tests.infra.pulumi_harness import run_program
 
 PROJECT = "agent-platform"

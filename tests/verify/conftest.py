@@ -35,7 +35,7 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture
 def aws(moto_url, monkeypatch):
-    """boto3 (and `infra.verify`) pointed at the moto server with dummy credentials."""
+    """boto3 (and `infra.ops.verify`) pointed at the moto server with dummy credentials."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from infra.verify import Check, Deadline, Result, _positive, run_check
+from infra.ops.verify import Check, Deadline, Result, _positive, run_check
 
 
 class FakeClock:

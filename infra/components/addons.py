@@ -7,7 +7,7 @@
   group by its auto-discovery tags; its image minor matches the cluster's Kubernetes minor.
 
 Chart versions are pinned. Each controller's IAM role trusts exactly its own service account
-(IRSA) and carries a least-privilege policy kept as JSON in infra/policies/.
+(IRSA) and carries a least-privilege policy kept as JSON in infra/components/policies/.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.k8s.irsa import ROLE_ARN_ANNOTATION, irsa_role
+from infra.components.irsa import ROLE_ARN_ANNOTATION, irsa_role
 
 POLICIES = Path(__file__).parent / "policies"
 NAMESPACE = "kube-system"

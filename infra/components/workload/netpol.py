@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infra import contract
-from infra.k8s.pods import selector
+from infra.components.workload.pods import selector
 
 IMDS = "169.254.169.254/32"
 POSTGRES_PORT = 5432

@@ -14,8 +14,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra.components.security import data_store_security_group
 from infra.naming import FINAL_SNAPSHOT_ID_LIMIT, physical_name
-from infra.security import data_store_security_group
 from infra.tags import name_tag
 
 POSTGRES_PORT = 5432

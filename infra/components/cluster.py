@@ -27,7 +27,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from infra.k8s.pods import NODE_POOL, NODE_POOL_LABEL
+from infra.components.workload.pods import NODE_POOL, NODE_POOL_LABEL
 from infra.tags import name_tag
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator")

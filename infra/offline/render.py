@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from infra import mocking, stackfiles
-from infra.mocking import Graph, RecordedResource
+from infra.offline import mocking, stackfiles
+from infra.offline.mocking import Graph, RecordedResource
 from infra.stack import build
 
 # Pulumi constructs under `kubernetes:` that are not Kubernetes objects themselves.
@@ -44,7 +44,7 @@ def render(stack: str, out: Path, root: Path | None = None) -> Graph:
 
 def _quiet_logger() -> logging.Logger:
     # Pulumi's engine log would otherwise reach stderr through logging's last-resort handler.
-    logger = logging.getLogger("infra.render.engine")
+    logger = logging.getLogger("infra.offline.render.engine")
     logger.propagate = False
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())

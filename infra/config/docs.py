@@ -1,4 +1,4 @@
-"""Documentation of the config keys, generated from `infra.config.KEYS`.
+"""Documentation of the config keys, generated from the section models (infra/config/sections.py).
 
 `python -m infra config-docs` prints the `config:` block of Pulumi.yaml and the README table;
 tests check both files still match, so the docs cannot drift from the code.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.config import ENVIRONMENTS, KEYS, Key
+from infra.config.loader import KEYS
+from infra.config.spec import ENVIRONMENTS, Key
 
 # Project-level values that are not keys of the program.
 PROJECT_VALUES: dict[str, Any] = {
@@ -26,8 +27,8 @@ def show(value: Any) -> str:
         return "(empty)"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
     return str(value)
 
 
@@ -43,16 +44,16 @@ def _defaults_text(key: Key) -> str:
 
 def _declaration(key: Key) -> dict[str, Any]:
     description = (
-        f"{key.description} Allowed: {key.allowed}. Default: {_defaults_text(key)}."
+        f"{key.help} Allowed: {key.allowed}. Default: {_defaults_text(key)}."
         if key.type != "secret"
-        else f"{key.description} Secret: {key.allowed}. Default: unset."
+        else f"{key.help} Secret: {key.allowed}. Default: unset."
     )
     if key.type == "array":
         return {
             "type": "array",
             "items": {"type": "string"},
             "description": description,
-            "default": [] if key.varies else key.defaults[0],
+            "default": [] if key.varies else list(key.defaults[0]),
         }
     if key.type == "secret" or key.varies:
         # Empty means "the environment's default" (a typed key without a default is required).
@@ -79,6 +80,6 @@ def markdown_table() -> str:
             section = key.section
             lines.append(f"| **{section}** | | | | | | |")
         cells = [show(d) if key.type != "secret" else "unset" for d in key.defaults]
-        row = [f"`{key.name}`", key.type, *cells, key.allowed, key.description]
+        row = [f"`{key.name}`", key.type, *cells, key.allowed, key.help]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines)

@@ -24,8 +24,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import contract
-from infra.k8s import netpol, pods
-from infra.k8s.irsa import ROLE_ARN_ANNOTATION, irsa_role
+from infra.components.irsa import ROLE_ARN_ANNOTATION, irsa_role
+from infra.components.workload import netpol, pods
 
 NAMESPACE = "agent"
 SERVICE_ACCOUNT = "agent-service"

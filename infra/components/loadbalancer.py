@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import contract
-from infra.security import allow_tcp_from_cidrs
+from infra.components.security import allow_tcp_from_cidrs
 from infra.tags import name_tag
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 only

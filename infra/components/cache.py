@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.security import data_store_security_group
+from infra.components.security import data_store_security_group
 from infra.tags import name_tag
 
 REDIS_PORT = 6379

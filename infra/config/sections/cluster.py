@@ -1,0 +1,151 @@
+"""Configuration keys of the EKS cluster, its nodes, and the image it runs.
+
+Each field is one key (see `infra.config.spec.key`); validators are the rules across keys.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationInfo, model_validator
+
+from infra.config import checks
+from infra.config.rules import broken, ordered
+from infra.config.sections.common import CIDRS, RETENTION
+from infra.config.spec import (
+    Bool,
+    Int,
+    Names,
+    NonEmptyNames,
+    Section,
+    Text,
+    between,
+    key,
+    one_of,
+    optional,
+    rule,
+)
+
+NODE_GROUP_MAX_SIZE = 450  # EKS managed node group quota
+
+
+class ClusterConfig(Section, title="Cluster (EKS)"):
+    kubernetes_version: Text = key(
+        "kubernetesVersion",
+        default=checks.DEFAULT_KUBERNETES_VERSION,
+        check=rule(lambda v: v in checks.KUBERNETES_VERSIONS, "", "1.29", "1.34"),
+        allowed=" | ".join(checks.KUBERNETES_VERSIONS)
+        + " (EKS standard support, with a matching cluster-autoscaler)",
+        help="Kubernetes version of the control plane and nodes.",
+    )
+    public_access_cidrs: NonEmptyNames = key(
+        "clusterPublicAccessCidrs",
+        default=["0.0.0.0/0"],
+        check=CIDRS,
+        help="Who may reach the public Kubernetes API endpoint.",
+    )
+    admin_role_arns: Names = key(
+        "adminRoleArns",
+        default=[],
+        check=rule(
+            checks.iam_role_arn,
+            "IAM role ARNs such as arn:aws:iam::123456789012:role/Admin",
+            "arn:aws:iam::123:role/x",
+        ),
+        help="Roles granted cluster-admin through EKS access entries.",
+    )
+    log_retention_days: Int = key(
+        "clusterLogRetentionDays",
+        default=90,
+        check=RETENTION,
+        help="Days control-plane logs (api, audit, authenticator) are kept.",
+    )
+    node_instance_types: NonEmptyNames = key(
+        "nodeInstanceTypes",
+        dev=["t3.medium"],
+        staging=["t3.large"],
+        prod=["t3.large"],
+        check=rule(
+            lambda v: checks.ec2_instance_type(v) and not checks.arm_instance_type(v),
+            "x86_64 EC2 instance types such as t3.large (the image is linux/amd64), at least one",
+            "t3.larg",
+            "m7g.large",
+        ),
+        help="Instance types of the managed node group.",
+    )
+    node_capacity_type: Text = key(
+        "nodeCapacityType",
+        default="ON_DEMAND",
+        check=one_of("ON_DEMAND", "SPOT"),
+        help="Capacity type of the node group.",
+    )
+    node_min_size: Int = key(
+        "nodeMinSize", default=1, check=between(0, NODE_GROUP_MAX_SIZE), help="Fewest nodes."
+    )
+    node_desired_size: Int = key(
+        "nodeDesiredSize",
+        dev=2,
+        staging=2,
+        prod=3,
+        check=between(0, NODE_GROUP_MAX_SIZE),
+        allowed="nodeMinSize..nodeMaxSize",
+        help="Nodes at creation (the cluster autoscaler owns it afterwards).",
+    )
+    node_max_size: Int = key(
+        "nodeMaxSize",
+        dev=3,
+        staging=5,
+        prod=10,
+        check=between(1, NODE_GROUP_MAX_SIZE),
+        help="Most nodes.",
+    )
+
+    @model_validator(mode="after")
+    def _relations(self, info: ValidationInfo) -> ClusterConfig:
+        ordered(self, info, "node_min_size", "node_desired_size", "node_max_size")
+        return self
+
+
+class RegistryConfig(Section, title="Registry and image"):
+    keep_images: Int = key(
+        "ecrKeepImages",
+        default=30,
+        check=between(1, 1000),
+        help="Images the ECR lifecycle policy keeps (the most recent ones).",
+    )
+    image: Text = key(
+        "image",
+        default="",
+        check=optional(
+            rule(
+                lambda v: checks.image_reference(v) and checks.pinned_image(v),
+                "an image reference pinned to a tag other than latest or to a digest, such as "
+                "ghcr.io/org/agent:1.0",
+                "Registry/UPPER:tag",
+                "ghcr.io/org/agent:latest",
+                "ghcr.io/org/agent",
+            )
+        ),
+        help="Prebuilt image of the service (with buildImage false). Empty: built from service/.",
+    )
+    build_image: Bool = key(
+        "buildImage",
+        default=True,
+        help="Build service/ and push it to ECR, tagged by content (needs a Docker/BuildKit "
+        "builder where `pulumi up` runs).",
+    )
+
+    @model_validator(mode="after")
+    def _relations(self) -> RegistryConfig:
+        if not self.build_image and not self.image:
+            raise broken(
+                "image",
+                "empty while buildImage is false; "
+                "allowed: an image reference such as ghcr.io/org/agent:1.0",
+            )
+        if self.build_image and self.image:
+            # Two sources for one image: say which one wins rather than guess.
+            raise broken(
+                "buildImage",
+                f"true while image is set ({self.image!r}); "
+                "allowed: false to deploy that image, or leave image empty to build service/",
+            )
+        return self

@@ -1,1 +1,0 @@
-"""Builders of the Kubernetes objects and IAM trust the cluster pieces share (plain data)."""
