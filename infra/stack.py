@@ -21,8 +21,7 @@ from infra.components.database import Database, DatabaseArgs
 from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.registry import Registry, RegistryArgs, content_tag
-from infra.components.workload import Scaling, Workload, WorkloadArgs
-from infra.components.workload.pods import Resources
+from infra.components.workload import Workload, WorkloadArgs
 from infra.config import NAMESPACE, ConfigError, StackConfig, checks, load_config
 from infra.naming import NAME_RULES, physical_name
 from infra.tags import default_tags
@@ -88,12 +87,9 @@ def compose(cfg: StackConfig) -> Platform:
     network = Network(
         "network",
         NetworkArgs(
+            settings=cfg.network,
             name_prefix=cfg.name_prefix,
-            vpc_cidr=cfg.network.vpc_cidr,
             availability_zones=zones,
-            nat_gateways=cfg.network.nat_gateways,
-            flow_logs=cfg.network.flow_logs,
-            flow_log_retention_days=cfg.network.flow_log_retention_days,
             account_id=identity.account_id,
             partition=cfg.partition,
             region=cfg.region,
@@ -104,18 +100,10 @@ def compose(cfg: StackConfig) -> Platform:
         "cluster",
         ClusterArgs(
             name=physical_name(cfg.name_prefix, limit=NAME_RULES["eks:index:Cluster"].limit),
-            kubernetes_version=cfg.cluster.kubernetes_version,
+            settings=cfg.cluster,
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
             workload_security_group_id=network.workload_security_group_id,
-            public_access_cidrs=cfg.cluster.public_access_cidrs,
-            admin_role_arns=cfg.cluster.admin_role_arns,
-            node_instance_types=cfg.cluster.node_instance_types,
-            node_capacity_type=cfg.cluster.node_capacity_type,
-            node_min_size=cfg.cluster.node_min_size,
-            node_desired_size=cfg.cluster.node_desired_size,
-            node_max_size=cfg.cluster.node_max_size,
-            log_retention_days=cfg.cluster.log_retention_days,
             deletion_protection=cfg.deletion_protection,
             partition=cfg.partition,
         ),
@@ -134,17 +122,8 @@ def compose(cfg: StackConfig) -> Platform:
             vpc_id=network.vpc_id,
             subnet_ids=network.database_subnet_ids,
             allowed_security_group_ids=clients,
-            engine_version=cfg.database.engine_version,
-            instance_class=cfg.database.instance_class,
-            allocated_storage=cfg.database.allocated_storage,
-            max_allocated_storage=cfg.database.max_allocated_storage,
-            multi_az=cfg.database.multi_az,
-            backup_retention_days=cfg.database.backup_retention_days,
-            backup_window=cfg.database.backup_window,
-            maintenance_window=cfg.database.maintenance_window,
-            performance_insights=cfg.database.performance_insights,
+            settings=cfg.database,
             deletion_protection=cfg.deletion_protection,
-            final_snapshot=cfg.database.final_snapshot,
         ),
         opts,
     )
@@ -158,11 +137,7 @@ def compose(cfg: StackConfig) -> Platform:
             vpc_id=network.vpc_id,
             subnet_ids=network.database_subnet_ids,
             allowed_security_group_ids=clients,
-            engine=cfg.cache.engine,
-            engine_version=cfg.cache.engine_version,
-            node_type=cfg.cache.node_type,
-            nodes=cfg.cache.nodes,
-            snapshot_retention_days=cfg.cache.snapshot_retention_days,
+            settings=cfg.cache,
         ),
         opts,
     )
@@ -172,10 +147,8 @@ def compose(cfg: StackConfig) -> Platform:
             name_prefix=cfg.name_prefix,
             vpc_id=network.vpc_id,
             subnet_ids=network.public_subnet_ids,
-            ingress_cidrs=cfg.load_balancer.ingress_cidrs,
+            settings=cfg.load_balancer,
             target_security_group_id=network.workload_security_group_id,
-            certificate_arn=cfg.load_balancer.certificate_arn or None,
-            waf_rate_limit=cfg.load_balancer.waf_rate_limit,
             deletion_protection=cfg.deletion_protection,
         ),
         opts,
@@ -188,7 +161,7 @@ def compose(cfg: StackConfig) -> Platform:
                 "agent-service",
                 limit=NAME_RULES["aws:ecr/repository:Repository"].limit,
             ),
-            keep_images=cfg.registry.keep_images,
+            settings=cfg.registry,
             force_delete=not cfg.deletion_protection,
             build_context=BUILD_CONTEXT if cfg.registry.build_image else None,
             image_tag=content_tag(PROJECT_DIR / BUILD_CONTEXT)
@@ -219,10 +192,10 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         both,
     )
-    w = cfg.workload
     workload = Workload(
         "workload",
         WorkloadArgs(
+            settings=cfg.workload,
             kubernetes_version=cfg.cluster.kubernetes_version,
             image=image,
             image_version=image_version,
@@ -240,17 +213,6 @@ def compose(cfg: StackConfig) -> Platform:
             redis_auth_token=cache.auth_token,
             api_keys=cfg.secrets.api_keys,
             model_api_key=cfg.secrets.model_api_key,
-            settings=service_settings(cfg),
-            resources=Resources(w.cpu_request, w.memory_request, w.cpu_limit, w.memory_limit),
-            api_scaling=Scaling(
-                w.api_min_replicas, w.api_max_replicas, w.hpa_cpu_target, w.hpa_memory_target
-            ),
-            worker_scaling=Scaling(
-                w.worker_min_replicas,
-                w.worker_max_replicas,
-                w.hpa_cpu_target,
-                w.hpa_memory_target,
-            ),
             target_group_arn=load_balancer.target_group_arn,
             cluster_ready=cluster.ready,
             load_balancer_controller=addons.load_balancer_controller,
@@ -261,22 +223,6 @@ def compose(cfg: StackConfig) -> Platform:
         cfg, provider, zones, network, cluster, database, cache, load_balancer, registry,
         addons, workload, image,
     )  # fmt: skip
-
-
-def service_settings(cfg: StackConfig) -> dict[str, str]:
-    """The service's non-secret settings that come from the stack config."""
-    w = cfg.workload
-    settings = {
-        "AGENT_TYPE": w.agent_type,
-        "MAX_CONCURRENT_SESSIONS": str(w.max_concurrent_sessions),
-        "MODEL_BACKEND": w.model_backend,
-        "LOG_LEVEL": w.log_level,
-    }
-    if w.model_url:
-        settings["MODEL_URL"] = w.model_url
-    if w.model_id:
-        settings["MODEL_ID"] = w.model_id
-    return settings
 
 
 def label_value(text: str) -> str:

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.components.security import data_store_security_group
+from infra.config import CacheConfig
 from infra.tags import name_tag
 
 REDIS_PORT = 6379
@@ -28,15 +29,11 @@ MAINTENANCE_WINDOW = "sun:05:00-sun:06:00"
 class CacheArgs:
     """Inputs of the Cache component."""
 
+    settings: CacheConfig  # the stack's `cache*` keys
     replication_group_id: str
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     allowed_security_group_ids: Sequence[pulumi.Input[str]]
-    engine: str  # "redis" | "valkey"
-    engine_version: str
-    node_type: str
-    nodes: int
-    snapshot_retention_days: int
     port: int = REDIS_PORT
 
 
@@ -53,7 +50,7 @@ class Cache(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agent-platform:infra:Cache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        failover = args.nodes >= 2
+        failover = args.settings.nodes >= 2
 
         security_group = data_store_security_group(
             name,
@@ -80,11 +77,11 @@ class Cache(pulumi.ComponentResource):
         group = aws.elasticache.ReplicationGroup(
             f"{name}-group",
             replication_group_id=args.replication_group_id,
-            description=f"{args.engine} for {args.replication_group_id}",
-            engine=args.engine,
-            engine_version=args.engine_version,
-            node_type=args.node_type,
-            num_cache_clusters=args.nodes,
+            description=f"{args.settings.engine} for {args.replication_group_id}",
+            engine=args.settings.engine,
+            engine_version=args.settings.engine_version,
+            node_type=args.settings.node_type,
+            num_cache_clusters=args.settings.nodes,
             port=args.port,
             subnet_group_name=subnet_group.name,
             security_group_ids=[security_group.id],
@@ -94,7 +91,7 @@ class Cache(pulumi.ComponentResource):
             auth_token=auth_token,
             automatic_failover_enabled=failover,
             multi_az_enabled=failover,
-            snapshot_retention_limit=args.snapshot_retention_days,
+            snapshot_retention_limit=args.settings.snapshot_retention_days,
             snapshot_window=SNAPSHOT_WINDOW,
             maintenance_window=MAINTENANCE_WINDOW,
             auto_minor_version_upgrade=True,

@@ -28,6 +28,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from infra.components.workload.pods import NODE_POOL, NODE_POOL_LABEL
+from infra.config import ClusterConfig
 from infra.tags import name_tag
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator")
@@ -57,19 +58,11 @@ def autoscaler_tags(cluster_name: str) -> dict[str, str]:
 class ClusterArgs:
     """Inputs of the Cluster component."""
 
+    settings: ClusterConfig  # the stack's cluster keys
     name: str  # the EKS cluster's name (explicit: IAM conditions and tags refer to it)
-    kubernetes_version: str
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     workload_security_group_id: pulumi.Input[str]
-    public_access_cidrs: Sequence[str]
-    admin_role_arns: Sequence[str]
-    node_instance_types: Sequence[str]
-    node_capacity_type: str
-    node_min_size: int
-    node_desired_size: int
-    node_max_size: int
-    log_retention_days: int
     deletion_protection: bool
     partition: str
     node_labels: Mapping[str, str] = field(default_factory=lambda: {NODE_POOL_LABEL: NODE_POOL})
@@ -113,14 +106,14 @@ class Cluster(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
             name=f"/aws/eks/{args.name}/cluster",
-            retention_in_days=args.log_retention_days,
+            retention_in_days=args.settings.log_retention_days,
             opts=child,
         )
 
         cluster = eks.Cluster(
             f"{name}-eks",
             name=args.name,
-            version=args.kubernetes_version,
+            version=args.settings.kubernetes_version,
             vpc_id=args.vpc_id,
             private_subnet_ids=list(args.private_subnet_ids),
             node_associate_public_ip_address=False,
@@ -130,7 +123,7 @@ class Cluster(pulumi.ComponentResource):
             skip_default_security_groups=True,
             endpoint_private_access=True,
             endpoint_public_access=True,
-            public_access_cidrs=list(args.public_access_cidrs),
+            public_access_cidrs=list(args.settings.public_access_cidrs),
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
                 _entry_key(arn): eks.AccessEntryArgs(
@@ -145,7 +138,7 @@ class Cluster(pulumi.ComponentResource):
                         )
                     },
                 )
-                for arn in args.admin_role_arns
+                for arn in args.settings.admin_role_arns
             },
             create_oidc_provider=True,
             encryption_config_key_arn=secrets_key.arn,
@@ -223,12 +216,12 @@ class Cluster(pulumi.ComponentResource):
             subnet_ids=list(args.private_subnet_ids),
             ami_type=AMI_TYPE,
             operating_system=eks.OperatingSystem.AL2023,
-            instance_types=list(args.node_instance_types),
-            capacity_type=args.node_capacity_type,
+            instance_types=list(args.settings.node_instance_types),
+            capacity_type=args.settings.node_capacity_type,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=args.node_min_size,
-                desired_size=args.node_desired_size,
-                max_size=args.node_max_size,
+                min_size=args.settings.node_min_size,
+                desired_size=args.settings.node_desired_size,
+                max_size=args.settings.node_max_size,
             ),
             # The cluster autoscaler owns the desired size once the group exists.
             ignore_scaling_changes=True,
@@ -257,7 +250,7 @@ class Cluster(pulumi.ComponentResource):
                 addon_name=addon,
                 addon_version=aws.eks.get_addon_version_output(
                     addon_name=addon,
-                    kubernetes_version=args.kubernetes_version,
+                    kubernetes_version=args.settings.kubernetes_version,
                     most_recent=False,  # EKS's default for this Kubernetes version
                     opts=pulumi.InvokeOutputOptions(provider=aws_provider),
                 ).version,

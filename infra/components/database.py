@@ -15,6 +15,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.components.security import data_store_security_group
+from infra.config import DatabaseConfig
 from infra.naming import FINAL_SNAPSHOT_ID_LIMIT, physical_name
 from infra.tags import name_tag
 
@@ -27,21 +28,12 @@ PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 class DatabaseArgs:
     """Inputs of the Database component."""
 
+    settings: DatabaseConfig  # the stack's `db*` keys
     identifier: str
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     allowed_security_group_ids: Sequence[pulumi.Input[str]]
-    engine_version: str  # major, e.g. "17"
-    instance_class: str
-    allocated_storage: int
-    max_allocated_storage: int
-    multi_az: bool
-    backup_retention_days: int
-    backup_window: str
-    maintenance_window: str
-    performance_insights: bool
     deletion_protection: bool
-    final_snapshot: bool
     db_name: str = "agent"
     username: str = "agent"
     port: int = POSTGRES_PORT
@@ -80,7 +72,7 @@ class Database(pulumi.ComponentResource):
         )
         parameter_group = aws.rds.ParameterGroup(
             f"{name}-params",
-            family=f"postgres{args.engine_version}",
+            family=f"postgres{args.settings.engine_version}",
             description="Forces TLS for every connection",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(
@@ -91,7 +83,7 @@ class Database(pulumi.ComponentResource):
         )
 
         final_snapshot_identifier = None
-        if args.final_snapshot:
+        if args.settings.final_snapshot:
             # A fresh suffix per stack lifetime: re-creating and destroying the stack again must
             # not collide with the snapshot the previous destroy left behind.
             suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=4, opts=child)
@@ -105,33 +97,33 @@ class Database(pulumi.ComponentResource):
             f"{name}-instance",
             identifier=args.identifier,
             engine="postgres",
-            engine_version=args.engine_version,
-            instance_class=args.instance_class,
+            engine_version=args.settings.engine_version,
+            instance_class=args.settings.instance_class,
             db_name=args.db_name,
             username=args.username,
             manage_master_user_password=True,
             port=args.port,
             storage_type="gp3",
-            allocated_storage=args.allocated_storage,
-            max_allocated_storage=args.max_allocated_storage,
+            allocated_storage=args.settings.allocated_storage,
+            max_allocated_storage=args.settings.max_allocated_storage,
             storage_encrypted=True,
             db_subnet_group_name=subnet_group.name,
             parameter_group_name=parameter_group.name,
             vpc_security_group_ids=[security_group.id],
             publicly_accessible=False,
             ca_cert_identifier=CA_CERTIFICATE,
-            multi_az=args.multi_az,
-            backup_retention_period=args.backup_retention_days,
-            backup_window=args.backup_window,
-            maintenance_window=args.maintenance_window,
+            multi_az=args.settings.multi_az,
+            backup_retention_period=args.settings.backup_retention_days,
+            backup_window=args.settings.backup_window,
+            maintenance_window=args.settings.maintenance_window,
             copy_tags_to_snapshot=True,
-            delete_automated_backups=not args.final_snapshot,
+            delete_automated_backups=not args.settings.final_snapshot,
             deletion_protection=args.deletion_protection,
-            skip_final_snapshot=not args.final_snapshot,
+            skip_final_snapshot=not args.settings.final_snapshot,
             final_snapshot_identifier=final_snapshot_identifier,
-            performance_insights_enabled=args.performance_insights,
+            performance_insights_enabled=args.settings.performance_insights,
             performance_insights_retention_period=(
-                PERFORMANCE_INSIGHTS_RETENTION_DAYS if args.performance_insights else None
+                PERFORMANCE_INSIGHTS_RETENTION_DAYS if args.settings.performance_insights else None
             ),
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
             auto_minor_version_upgrade=True,

@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from infra import contract
 from infra.components.security import allow_tcp_from_cidrs
+from infra.config import LoadBalancerConfig
 from infra.tags import name_tag
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 only
@@ -42,13 +43,11 @@ _Count = (
 class LoadBalancerArgs:
     """Inputs of the LoadBalancer component."""
 
+    settings: LoadBalancerConfig  # the stack's load balancer keys
     name_prefix: str  # `<project>-<stack>`, for Name tags and WAF metric names
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
-    ingress_cidrs: Sequence[str]
     target_security_group_id: pulumi.Input[str]
-    certificate_arn: str | None
-    waf_rate_limit: int
     deletion_protection: bool
     target_port: int = contract.SERVICE_PORT
     health_check_path: str = contract.READY_PATH
@@ -70,7 +69,7 @@ class LoadBalancer(pulumi.ComponentResource):
     ):
         super().__init__("agent-platform:infra:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        https = args.certificate_arn is not None
+        https = bool(args.settings.certificate_arn)
 
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
@@ -81,11 +80,16 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         # Only the ports a listener serves are open.
         allow_tcp_from_cidrs(
-            f"{name}-http-in", security_group.id, args.ingress_cidrs, 80, "HTTP", child
+            f"{name}-http-in", security_group.id, args.settings.ingress_cidrs, 80, "HTTP", child
         )
         if https:
             allow_tcp_from_cidrs(
-                f"{name}-https-in", security_group.id, args.ingress_cidrs, 443, "HTTPS", child
+                f"{name}-https-in",
+                security_group.id,
+                args.settings.ingress_cidrs,
+                443,
+                "HTTPS",
+                child,
             )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-to-targets",
@@ -165,7 +169,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 port=443,
                 protocol="HTTPS",
                 ssl_policy=TLS_POLICY,
-                certificate_arn=args.certificate_arn,
+                certificate_arn=args.settings.certificate_arn,
                 default_actions=[forward],
                 opts=child,
             )
@@ -234,7 +238,7 @@ class LoadBalancer(pulumi.ComponentResource):
             action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
             statement=aws.wafv2.WebAclRuleStatementArgs(
                 rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                    limit=args.waf_rate_limit,
+                    limit=args.settings.waf_rate_limit,
                     aggregate_key_type="IP",
                     evaluation_window_sec=WAF_RATE_WINDOW_SECONDS,
                 )

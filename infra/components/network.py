@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import NetworkConfig
 from infra.tags import name_tag
 
 MAX_AZS = 6  # the private /(p+3) blocks 0..5; blocks 6 and 7 hold public and database subnets
@@ -54,12 +55,9 @@ def plan_subnets(vpc_cidr: str, zones: Sequence[str]) -> list[SubnetPlan]:
 class NetworkArgs:
     """Inputs of the Network component."""
 
+    settings: NetworkConfig  # the stack's network keys
     name_prefix: str  # `<project>-<stack>`, for Name tags
-    vpc_cidr: str
     availability_zones: Sequence[str]
-    nat_gateways: str  # "single" | "per-az"
-    flow_logs: bool
-    flow_log_retention_days: int
     account_id: str
     partition: str
     region: str
@@ -79,11 +77,11 @@ class Network(pulumi.ComponentResource):
         super().__init__("agent-platform:infra:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
-        plans = plan_subnets(args.vpc_cidr, args.availability_zones)
+        plans = plan_subnets(args.settings.vpc_cidr, args.availability_zones)
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.vpc_cidr,
+            cidr_block=args.settings.vpc_cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,
             tags=name_tag(prefix, "vpc"),
@@ -134,7 +132,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        nat_count = len(plans) if args.nat_gateways == "per-az" else 1
+        nat_count = len(plans) if args.settings.nat_gateways == "per-az" else 1
         nats = []
         for i in range(nat_count):
             az = _zone_suffix(plans[i].zone, args.region)
@@ -197,7 +195,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        if args.flow_logs:
+        if args.settings.flow_logs:
             self._flow_logs(name, args, vpc, child)
 
         self.vpc_id = vpc.id
@@ -220,7 +218,7 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, child: pulumi.ResourceOptions
     ) -> None:
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs", retention_in_days=args.flow_log_retention_days, opts=child
+            f"{name}-flow-logs", retention_in_days=args.settings.flow_log_retention_days, opts=child
         )
         # Only this account's flow-log service may assume the role (confused-deputy guard).
         trust = {

@@ -19,6 +19,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
+from infra.config import RegistryConfig
+
 
 def content_tag(context: Path) -> str:
     """`src-<12 hex>`: a hash of every file Docker would send (the .dockerignore applies)."""
@@ -75,8 +77,8 @@ def lifecycle_policy(keep: int) -> str:
 class RegistryArgs:
     """Inputs of the Registry component."""
 
+    settings: RegistryConfig  # the stack's registry keys
     repository_name: str
-    keep_images: int
     force_delete: bool  # non-prod: destroy the stack even with images left
     build_context: str | None  # a directory relative to the project (None: no build)
     image_tag: str | None = None  # the tag to push the build under (content_tag of the context)
@@ -108,7 +110,7 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=repository.name,
-            policy=lifecycle_policy(args.keep_images),
+            policy=lifecycle_policy(args.settings.keep_images),
             opts=child,
         )
 

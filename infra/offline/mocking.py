@@ -516,16 +516,19 @@ def engine_urn(stack: str, project: str, parent: str | None, typ: str, name: str
     return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
 
 
-def _alias_urns(request: Any, stack: str, project: str, parent: str | None) -> list[str]:
+def _alias_urns(
+    request: Any, stack: str, project: str, parent: str | None, engine_urns: Mapping[str, str]
+) -> list[str]:
     """The engine URNs a registration's aliases stand for (`parent`: the engine URN of the
-    resource's own parent). Alias specs name their parent by its mock URN, mapped by caller."""
+    resource's own parent; `engine_urns` maps the mock URNs alias specs name to engine URNs)."""
     resolved = []
     for alias in request.aliases:
         if alias.urn:
             resolved.append(alias.urn)
             continue
         spec = alias.spec
-        alias_parent = None if spec.noParent else (spec.parentUrn or parent)
+        named = engine_urns.get(spec.parentUrn, spec.parentUrn) if spec.parentUrn else None
+        alias_parent = None if spec.noParent else (named or parent)
         resolved.append(
             engine_urn(
                 spec.stack or stack,
@@ -570,10 +573,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             stack, project, engine_parent, request.type, request.name
         )
         if request.type != "pulumi:pulumi:Stack":
-            aliases = [
-                self._engine_urns.get(a, a)
-                for a in _alias_urns(request, stack, project, engine_parent)
-            ]
+            aliases = _alias_urns(request, stack, project, engine_parent, self._engine_urns)
             parent = request.parent or None
             if parent and _urn_type(parent) == "pulumi:pulumi:Stack":
                 parent = None  # children of the stack are top-level

@@ -28,7 +28,7 @@ SKIPPED = {
     "random:index/randomId:RandomId",
     "docker-build:index:Image",
 }
-SKIPPED_PREFIXES = ("agent-platform:infra:", "kubernetes:")
+SKIPPED_PREFIXES = ("agent-platform:", "kubernetes:")  # components have no cloud state
 # AWS resources moto cannot create, and why.
 NOT_REPLAYED = {"aws:eks/addon:Addon": "moto has no EKS add-on API"}
 # pulumi-eks components: replayed as the EKS cluster (with the security group EKS creates for

@@ -105,3 +105,36 @@ def test_secret_paths_are_reported(dev):
     assert group.is_secret("authToken") and not group.is_secret("engine")
     with pytest.raises(KeyError):
         group.is_secret("noSuchInput")
+
+
+def test_engine_urns_chain_every_parent_type_but_the_stack():
+    # The engine's URN format (Pulumi docs, "Resource URNs"): the parent's full type chain, then
+    # the resource's type and name; a child of the stack has no parent type.
+    from infra.offline.mocking import engine_urn
+
+    stack_urn = "urn:pulumi:prod::web::pulumi:pulumi:Stack::web-prod"
+    component = engine_urn("prod", "web", stack_urn, "custom:resources:Resource", "site")
+    assert component == "urn:pulumi:prod::web::custom:resources:Resource::site"
+    bucket = engine_urn("prod", "web", component, "aws:s3/bucket:Bucket", "my-bucket")
+    assert (
+        bucket == "urn:pulumi:prod::web::custom:resources:Resource$aws:s3/bucket:Bucket::my-bucket"
+    )
+    nested = engine_urn("prod", "web", bucket, "aws:s3/bucketPolicy:BucketPolicy", "p")
+    assert nested.split("::")[2] == (
+        "custom:resources:Resource$aws:s3/bucket:Bucket$aws:s3/bucketPolicy:BucketPolicy"
+    )
+
+
+def test_a_resource_moved_under_a_new_component_answers_to_its_old_urn():
+    from tests.infra.pulumi_harness import graph_of
+
+    graph = graph_of("dev")
+    job = graph.one("kubernetes:batch/v1:Job")
+    assert job.engine_urn == (
+        "urn:pulumi:dev::agent-platform::agent-platform:infra:Workload"
+        "$agent-platform:workload:Migration$kubernetes:batch/v1:Job::workload-migrate"
+    )
+    assert (
+        "urn:pulumi:dev::agent-platform::agent-platform:infra:Workload"
+        "$kubernetes:batch/v1:Job::workload-migrate"
+    ) in job.aliases

@@ -243,3 +243,28 @@ def pdb_spec(component: str) -> dict[str, Any]:
         # A crash-looping pod must not hold a drain hostage.
         "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }
+
+
+def deployment_spec(
+    component: str,
+    container: Mapping[str, Any],
+    service_account: str,
+    version: str | None,
+) -> dict[str, Any]:
+    """A Deployment spec whose replica count the autoscaler owns (`replicas` is never set)."""
+    return {
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": selector(component)},
+        # Never below the current count during a rollout: surge first, then retire.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+        },
+        "template": {
+            "metadata": {
+                "labels": labels(component, version),
+                "annotations": {"kubectl.kubernetes.io/default-container": component},
+            },
+            "spec": pod_spec(service_account, [container], spread=selector(component)),
+        },
+    }

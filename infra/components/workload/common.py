@@ -1,0 +1,106 @@
+"""Names and metadata the workload's parts share, and the options that move a resource under a
+part while keeping its identity.
+
+The parts (Foundation, Migration, Api, Worker) were once one component; every resource they
+create carries an alias to its URN under the Workload component, so a stack created before the
+split keeps every resource on its next `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.components.workload import pods
+
+NAMESPACE = "agent"
+SERVICE_ACCOUNT = "agent-service"
+API = "agent-api"
+WORKER = "agent-worker"
+COMMANDS = {
+    "api": ["python", "-m", "agent_service"],
+    "worker": ["python", "-m", "agent_service.worker"],
+    "migrate": ["python", "-m", "agent_service.migrate"],
+}
+
+
+def metadata(
+    object_name: str | None,
+    component: str | None = None,
+    version: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Metadata of an object in the namespace (auto-named when `object_name` is None)."""
+    meta: dict[str, Any] = {"namespace": NAMESPACE, **extra}
+    if object_name is not None:
+        meta["name"] = object_name
+    if component is not None:
+        meta["labels"] = pods.labels(component, version)
+    return meta
+
+
+def moved(
+    part: pulumi.Resource,
+    workload: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> pulumi.ResourceOptions:
+    """Options of a resource created by `part` that used to be a child of `workload`."""
+    return pulumi.ResourceOptions(
+        parent=part,
+        aliases=[pulumi.Alias(parent=workload)],
+        depends_on=list(depends_on) or None,
+    )
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Autoscaling bounds and targets of one Deployment."""
+
+    min_replicas: int
+    max_replicas: int
+    cpu_target: int
+    memory_target: int
+
+
+def autoscaled_deployment(
+    part: pulumi.Resource,
+    workload: pulumi.Resource,
+    name: str,
+    component: str,
+    container: dict[str, Any],
+    scaling: Scaling,
+    version: str,
+    after: Sequence[pulumi.Resource],
+    namespace: pulumi.Resource,
+) -> k8s.apps.v1.Deployment:
+    """`agent-<component>`: its Deployment (after `after`), HPA and PodDisruptionBudget."""
+    object_name = f"agent-{component}"
+    deployment = k8s.apps.v1.Deployment(
+        f"{name}-{component}",
+        metadata=metadata(object_name, component, version),
+        spec=pods.deployment_spec(component, container, SERVICE_ACCOUNT, version),
+        opts=moved(part, workload, after),
+    )
+    k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{name}-{component}-hpa",
+        metadata=metadata(object_name, component, version),
+        spec=pods.hpa_spec(
+            deployment.metadata["name"],
+            scaling.min_replicas,
+            scaling.max_replicas,
+            scaling.cpu_target,
+            scaling.memory_target,
+        ),
+        opts=moved(part, workload, [deployment]),
+    )
+    k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-{component}-pdb",
+        metadata=metadata(object_name, component, version),
+        spec=pods.pdb_spec(component),
+        opts=moved(part, workload, [namespace]),
+    )
+    return deployment
