@@ -1,4 +1,4 @@
-"""The platform side of the service contract (DESIGN.md): port, probe paths and drain timing.
+"""The platform side of the service contract: port, probe paths and drain timing.
 
 The load balancer here and the Kubernetes workload read these, so the target group's health
 check and deregistration delay cannot drift from what the pods actually do.

@@ -1,7 +1,7 @@
 """`python -m infra render --stack STACK --out DIR`: the offline plan of a stack.
 
 Runs the program under mocks with the stack's config (secure values replaced by a placeholder,
-marked secret) and writes `DIR/resources.json` (DESIGN.md's shape, sorted, secrets as
+marked secret) and writes `DIR/resources.json` (see docs/offline.md; sorted, secrets as
 "[secret]") and `DIR/manifests/` (one YAML file per Kubernetes object). Needs no CLI, no
 credentials and no network.
 """

@@ -1,0 +1,293 @@
+"""`PlatformMocks`: deterministic, realistic-looking answers to registrations and invokes.
+
+Ids, ARNs and endpoints are derived from names (a run is repeatable); the pulumi-eks components,
+whose children never run under mocks, get the outputs downstream code reads. Any invoke not
+answered here raises `UnmockedInvokeError`, so a new data source cannot slip in unanswered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pulumi.runtime import mocks as pulumi_mocks
+
+from infra.offline.records import unwrap
+
+ACCOUNT_ID = "123456789012"
+DEFAULT_ZONE_SUFFIXES = "abcdef"
+
+
+class UnmockedInvokeError(LookupError):
+    """The program called a data source the mocks do not answer."""
+
+
+def _digest(*parts: str, length: int = 17) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+_ID_PREFIX = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
+    "aws:ec2/flowLog:FlowLog": "fl",
+    "aws:ec2/launchTemplate:LaunchTemplate": "lt",
+}
+
+# Type token module -> ARN service name, where they differ.
+_ARN_SERVICE = {"lb": "elasticloadbalancing", "cloudwatch": "logs", "vpc": "ec2"}
+
+
+class PlatformMocks(pulumi_mocks.Mocks):
+    """Answers registrations and invokes with deterministic, realistic-looking values."""
+
+    def __init__(self, region: str, zones: Sequence[str] | None = None):
+        self.region = region
+        self.zones = list(zones) if zones is not None else [
+            f"{region}{s}" for s in DEFAULT_ZONE_SUFFIXES
+        ]  # fmt: skip
+        self.invokes: list[pulumi_mocks.MockCallArgs] = []
+
+    # Resources -----------------------------------------------------------------------------
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        typ, name = args.typ, args.name
+        prefix = _ID_PREFIX.get(typ, typ.rsplit(":", 1)[-1].lower())
+        ident = f"{prefix}-{_digest(typ, name)}"
+        outputs: dict[str, Any] = dict(args.inputs)
+        outputs.update(self._computed(typ, name, ident, args.inputs))
+        return ident, outputs
+
+    def _arn(self, typ: str, resource: str) -> str:
+        module = typ.split(":")[1].split("/")[0]
+        service = _ARN_SERVICE.get(module, module)
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
+
+    def _computed(self, typ: str, name: str, ident: str, inputs: Mapping) -> dict[str, Any]:
+        plain = unwrap(inputs)
+        region = self.region
+        if typ == "aws:lb/loadBalancer:LoadBalancer":
+            lb_name = plain.get("name", name)
+            suffix = f"app/{lb_name}/{_digest(name, length=16)}"
+            number = int(_digest(name, length=8), 16)
+            return {
+                "arn": self._arn(typ, f"loadbalancer/{suffix}"),
+                "arnSuffix": suffix,
+                "dnsName": f"{lb_name}-{number}.{region}.elb.amazonaws.com",
+                "zoneId": "Z35SXDOTRQ7X7K",
+            }
+        if typ == "aws:lb/targetGroup:TargetGroup":
+            tg_name = plain.get("name", name)
+            suffix = f"targetgroup/{tg_name}/{_digest(name, length=16)}"
+            return {"arn": self._arn(typ, suffix), "arnSuffix": suffix}
+        if typ == "aws:rds/instance:Instance":
+            identifier = plain.get("identifier", name)
+            address = f"{identifier}.c{_digest(name, length=11)}.{region}.rds.amazonaws.com"
+            port = int(plain.get("port", 5432))
+            computed: dict[str, Any] = {
+                "address": address,
+                "endpoint": f"{address}:{port}",
+                "port": port,
+                "arn": self._arn(typ, f"db:{identifier}"),
+            }
+            if plain.get("manageMasterUserPassword"):
+                computed["masterUserSecrets"] = [
+                    {
+                        "secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:"
+                        f"rds!db-{_digest(name, length=8)}-{_digest(name, 'k', length=6)}",
+                        "kmsKeyId": f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/aws-rds",
+                        "secretStatus": "active",
+                    }
+                ]
+            return computed
+        if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            group = plain.get("replicationGroupId", name)
+            host = f"{group}.{_digest(name, length=6)}.{region}.cache.amazonaws.com"
+            return {
+                "primaryEndpointAddress": f"master.{host}",
+                "readerEndpointAddress": f"replica.{host}",
+                "port": int(plain.get("port", 6379)),
+                "arn": self._arn(typ, f"replicationgroup:{group}"),
+            }
+        if typ == "random:index/randomPassword:RandomPassword":
+            length = int(plain.get("length", 32))
+            return {"result": (_digest(name, length=64) * 4)[:length]}
+        if typ == "random:index/randomId:RandomId":
+            return {"hex": _digest(name, length=int(plain.get("byteLength", 4)) * 2)}
+        if typ == "eks:index:Cluster":
+            return self._eks_cluster(plain.get("name", name), plain)
+        if typ == "eks:index:ManagedNodeGroup":
+            return {"placementGroupName": ""}
+        if typ.startswith("aws:iam/"):
+            kind = typ.rsplit(":", 1)[-1]
+            iam_name = plain.get("name") or plain.get("namePrefix", f"{name}-") + _digest(
+                name, length=7
+            )
+            path = {"Role": "role", "Policy": "policy"}.get(kind, kind.lower())
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:{path}/{iam_name}", "name": iam_name}
+        if typ == "aws:kms/key:Key":
+            key_id = str(uuid.UUID(hex=_digest(name, length=32)))
+            return {"arn": self._arn(typ, f"key/{key_id}"), "keyId": key_id}
+        if typ == "aws:ecr/repository:Repository":
+            repo = plain.get("name", name)
+            return {
+                "arn": self._arn(typ, f"repository/{repo}"),
+                "registryId": ACCOUNT_ID,
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{repo}",
+            }
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            return {"arn": self._arn(typ, f"launch-template/{ident}"), "latestVersion": 1}
+        if typ == "docker-build:index:Image":
+            digest = "sha256:" + _digest(json.dumps(plain, sort_keys=True), length=64)
+            tags = plain.get("tags") or [name]
+            return {"digest": digest, "ref": f"{tags[0]}@{digest}"}
+        if typ.startswith("kubernetes:") and "metadata" in plain:
+            # The provider auto-names objects without metadata.name (logical name + suffix); the
+            # logical name stands in for it here, as the render names their manifests.
+            metadata = dict(inputs["metadata"])
+            metadata.setdefault("name", name)
+            return {"metadata": metadata}
+        if typ.startswith("aws:"):
+            kind = typ.rsplit(":", 1)[-1].lower()
+            return {"arn": self._arn(typ, f"{kind}/{ident}"), "name": plain.get("name", name)}
+        return {}
+
+    def _eks_cluster(self, cluster: str, plain: Mapping[str, Any]) -> dict[str, Any]:
+        """What pulumi-eks returns (its children are never created under mocks)."""
+        region = self.region
+        issuer_id = _digest(cluster, length=32).upper()
+        endpoint = f"https://{issuer_id}.gr7.{region}.eks.amazonaws.com"
+        issuer = f"https://oidc.eks.{region}.amazonaws.com/id/{issuer_id}"
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster,
+                    "cluster": {"server": endpoint, "certificate-authority-data": "bW9jaw=="},
+                }
+            ],
+            "contexts": [{"name": "aws", "context": {"cluster": cluster, "user": "aws"}}],
+            "current-context": "aws",
+            "users": [
+                {
+                    "name": "aws",
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster],
+                        }
+                    },
+                }
+            ],
+        }
+        # Without pulumi-eks's own security groups both ids are the one EKS creates, which
+        # managed nodes carry unless their launch template names others.
+        eks_group = f"sg-{_digest(cluster, 'eks-cluster')}"
+        skip_groups = bool(plain.get("skipDefaultSecurityGroups"))
+        cluster_group = eks_group if skip_groups else f"sg-{_digest(cluster, 'cluster')}"
+        node_group = eks_group if skip_groups else f"sg-{_digest(cluster, 'node')}"
+        return {
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig),
+            "clusterSecurityGroupId": cluster_group,
+            "nodeSecurityGroupId": node_group,
+            "oidcProviderArn": (
+                f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer.removeprefix('https://')}"
+            ),
+            "oidcProviderUrl": issuer,
+            "oidcIssuer": issuer.removeprefix("https://"),
+            "core": {
+                "endpoint": endpoint,
+                "vpcId": plain.get("vpcId"),
+                "subnetIds": plain.get("subnetIds", []),
+                "publicSubnetIds": plain.get("publicSubnetIds", []),
+                "privateSubnetIds": plain.get("privateSubnetIds", []),
+                "clusterSecurityGroupId": cluster_group,
+            },
+        }
+
+    # Invokes -------------------------------------------------------------------------------
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+        self.invokes.append(args)
+        answers = {
+            "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
+            "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
+            "aws:index/getRegion:getRegion": self._region,
+            "aws:index/getPartition:getPartition": self._partition,
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._ecr_token,
+            "aws:eks/getAddonVersion:getAddonVersion": self._addon_version,
+        }
+        answer = answers.get(args.token)
+        if answer is None:
+            raise UnmockedInvokeError(
+                f"no mock answers invoke {args.token}; add it to PlatformMocks"
+            )
+        return answer(unwrap(dict(args.args)))
+
+    def _ecr_token(self, args: Mapping[str, Any]) -> dict:
+        registry = args.get("registryId", ACCOUNT_ID)
+        password = _digest("ecr-token", registry, length=64)
+        return {
+            "id": self.region,
+            "registryId": registry,
+            "userName": "AWS",
+            "password": password,
+            "authorizationToken": f"QVdTOg{password}",
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+            "expiresAt": "2030-01-01T00:00:00Z",
+        }
+
+    # A plausible default version of each EKS add-on, per Kubernetes minor.
+    ADDON_VERSIONS: Mapping[str, str] = {
+        "coredns": "v1.12.4-eksbuild.1",
+        "metrics-server": "v0.8.1-eksbuild.2",
+        "kube-proxy": "v{minor}.0-eksbuild.2",
+        "vpc-cni": "v1.20.4-eksbuild.1",
+    }
+
+    def _addon_version(self, args: Mapping[str, Any]) -> dict:
+        addon, minor = args["addonName"], args["kubernetesVersion"]
+        return {
+            "id": addon,
+            "addonName": addon,
+            "kubernetesVersion": minor,
+            "mostRecent": bool(args.get("mostRecent", False)),
+            "version": self.ADDON_VERSIONS[addon].format(minor=minor),
+        }
+
+    def _zones(self, _args: Mapping[str, Any]) -> dict:
+        return {
+            "id": self.region,
+            "names": list(self.zones),
+            "zoneIds": [f"use1-az{i + 1}" for i in range(len(self.zones))],
+            "groupNames": [self.region] * len(self.zones),
+            "state": "available",
+        }
+
+    @staticmethod
+    def _identity(_args: Mapping[str, Any]) -> dict:
+        return {
+            "id": ACCOUNT_ID,
+            "accountId": ACCOUNT_ID,
+            "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/render",
+            "userId": "AIDAMOCKMOCKMOCKMOCK",
+        }
+
+    def _region(self, _args: Mapping[str, Any]) -> dict:
+        return {"id": self.region, "name": self.region, "region": self.region}
+
+    @staticmethod
+    def _partition(_args: Mapping[str, Any]) -> dict:
+        return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}
