@@ -24,7 +24,10 @@ export PG_PORT REDIS_PORT
 export TEST_DATABASE_URL ?= postgresql+asyncpg://agent:agent@127.0.0.1:$(PG_PORT)/agent
 export TEST_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke clean
+.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt service/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +46,7 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) ## create ./venv (program, service, test tools) and .venv-checkov
 
 # --- the platform ---------------------------------------------------------------------------
-pulumi-stack: $(VENV)/.installed
+pulumi-stack: $(VENV)/.installed ## log in to PULUMI_BACKEND_URL and select (or create) STACK
 	@command -v pulumi >/dev/null || { echo "error: the Pulumi CLI is required for this target: https://www.pulumi.com/docs/install/" >&2; exit 1; }
 	pulumi login "$(PULUMI_BACKEND_URL)"
 	pulumi stack select --create "$(STACK)"
@@ -72,7 +75,7 @@ serve: $(VENV)/.installed ## the agent service on http://127.0.0.1:8000 (embedde
 services: ## start loopback PostgreSQL and Redis for the tests
 	bash scripts/local-services.sh start
 
-services-stop:
+services-stop: ## stop the loopback PostgreSQL and Redis that `make services` started
 	bash scripts/local-services.sh stop
 
 # --- checks ---------------------------------------------------------------------------------
@@ -80,7 +83,7 @@ services-stop:
 test: setup services ## every test
 	$(PY) -m pytest
 
-test-infra: setup
+test-infra: setup ## the platform tests only (mocks, moto, manifests; no servers)
 	$(PY) -m pytest tests/infra
 
 policy: $(VENV)/.installed ## the policy pack on every stack's graph and on broken graphs; workflow checks
@@ -97,12 +100,12 @@ image-smoke: ## build service/Dockerfile with buildah (no Docker engine), run it
 bench: $(VENV)/.installed services ## load and capacity benchmarks (prints figures; fault tests run in make test)
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: setup
+lint: setup ## ruff, hadolint and the workflow schemas
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint service/Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
 
-clean:
+clean: ## remove renders and tool caches
 	rm -rf out .pytest_cache .ruff_cache
