@@ -26,14 +26,19 @@ from infra.offline.render import kubernetes_manifest, manifest_filename
 from tests.infra.pulumi_harness import STACKS, run_program
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-# The image tag is a hash of service/: it moves with every service change, not with the plan.
+# The image tag is a hash of service/ (and the mocks derive the image digest from it): both
+# move with every change of the service, not with the plan.
 _CONTENT_TAG = re.compile(r"src-[0-9a-f]{12}")
 CONTENT_TAG_PLACEHOLDER = "src-CONTENT"
+_IMAGE_DIGEST = re.compile(r"(src-CONTENT@sha256:)[0-9a-f]{64}")
+
+
+def _mask(text: str) -> str:
+    return _IMAGE_DIGEST.sub(r"\1DIGEST", _CONTENT_TAG.sub(CONTENT_TAG_PLACEHOLDER, text))
 
 
 def _normalise(value: Any) -> Any:
-    text = json.dumps(value, sort_keys=True)
-    return json.loads(_CONTENT_TAG.sub(CONTENT_TAG_PLACEHOLDER, text))
+    return json.loads(_mask(json.dumps(value, sort_keys=True)))
 
 
 def snapshot(graph: Graph) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def snapshot(graph: Graph) -> dict[str, Any]:
         manifest = kubernetes_manifest(resource)
         if manifest is not None:
             text = yaml.safe_dump(manifest, sort_keys=True, default_flow_style=False)
-            manifests[manifest_filename(manifest)] = _CONTENT_TAG.sub(CONTENT_TAG_PLACEHOLDER, text)
+            manifests[manifest_filename(manifest)] = _mask(text)
     return {"resources": resources, "manifests": dict(sorted(manifests.items()))}
 
 
@@ -64,8 +69,8 @@ def path_of(stack: str) -> Path:
 
 
 def load(stack: str) -> dict[str, Any]:
-    """The committed golden plan of `stack`."""
-    return json.loads(path_of(stack).read_text())
+    """The committed golden plan of `stack` (image tag and digest masked)."""
+    return json.loads(_mask(path_of(stack).read_text()))
 
 
 def write(stack: str) -> Path:

@@ -291,11 +291,13 @@ def test_the_worker_runs_the_worker_command_without_a_port(graph):
     assert "ports" not in container
 
 
-def test_the_worker_is_ready_while_it_reaches_its_queue(graph):
+def test_the_worker_is_ready_while_it_consumes_its_queue(graph):
     (container,) = pod(graph, "agent-worker")["containers"]
     readiness = container["readinessProbe"]
-    ping = readiness["exec"]["command"]
-    assert ping[:2] == ["python", "-c"] and "REDIS_URL" in ping[2] and ".ping()" in ping[2]
+    assert readiness["exec"]["command"] == [
+        "python", "-m", "agent_service.readiness", "--max-age", "30",
+    ]  # fmt: skip
+    # Not ready within max-age + period x threshold = 90 s of the last successful read.
     assert (readiness["periodSeconds"], readiness["failureThreshold"]) == (20, 3)
 
 

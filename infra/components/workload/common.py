@@ -15,17 +15,14 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra import contract
 from infra.components.workload import pods
 
 NAMESPACE = "agent"
 SERVICE_ACCOUNT = "agent-service"
 API = "agent-api"
 WORKER = "agent-worker"
-COMMANDS = {
-    "api": ["python", "-m", "agent_service"],
-    "worker": ["python", "-m", "agent_service.worker"],
-    "migrate": ["python", "-m", "agent_service.migrate"],
-}
+COMMANDS = contract.COMMANDS  # the service's own (service/contract.json)
 
 
 def metadata(

@@ -72,7 +72,7 @@ def container_security_context() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
         "runAsUser": contract.RUN_AS_USER,
-        "runAsGroup": contract.RUN_AS_USER,
+        "runAsGroup": contract.RUN_AS_GROUP,
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "readOnlyRootFilesystem": True,
@@ -86,8 +86,8 @@ def pod_security_context() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
         "runAsUser": contract.RUN_AS_USER,
-        "runAsGroup": contract.RUN_AS_USER,
-        "fsGroup": contract.RUN_AS_USER,
+        "runAsGroup": contract.RUN_AS_GROUP,
+        "fsGroup": contract.RUN_AS_GROUP,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -132,18 +132,11 @@ def api_container_extras() -> dict[str, Any]:
     }
 
 
-# The worker serves no port. Readiness asks whether it reaches its queue, so a rollout keeps the
-# old workers until the new ones reach Redis. Liveness asks whether its loop still turns: the
+# The worker serves no port. Readiness asks whether it consumes its queue (the service's
+# readiness module reads what the loop last read and the error it last met), so a rollout keeps
+# the old workers until the new ones consume. Liveness asks whether its loop still turns: the
 # loop touches a heartbeat file under /tmp (also while Redis is down, so a Redis failover never
 # restarts workers), and a loop that hangs is restarted within ~2 minutes.
-REDIS_PING = [
-    "python", "-c",
-    "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=3).ping()",
-]  # fmt: skip
-HEARTBEAT_MAX_AGE_SECONDS = 60
-HEARTBEAT_CHECK = [
-    "python", "-m", "agent_service.heartbeat", "--max-age", str(HEARTBEAT_MAX_AGE_SECONDS),
-]  # fmt: skip
 WORKER_READINESS_PROBE = {
     "initialDelaySeconds": 5, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3,
 }  # fmt: skip
@@ -155,8 +148,14 @@ WORKER_LIVENESS_PROBE = {
 def worker_container_extras() -> dict[str, Any]:
     """Queue-reachability readiness and heartbeat liveness of the worker container."""
     return {
-        "readinessProbe": {"exec": {"command": list(REDIS_PING)}, **WORKER_READINESS_PROBE},
-        "livenessProbe": {"exec": {"command": list(HEARTBEAT_CHECK)}, **WORKER_LIVENESS_PROBE},
+        "readinessProbe": {
+            "exec": {"command": list(contract.COMMANDS["worker_readiness"])},
+            **WORKER_READINESS_PROBE,
+        },
+        "livenessProbe": {
+            "exec": {"command": list(contract.COMMANDS["worker_liveness"])},
+            **WORKER_LIVENESS_PROBE,
+        },
     }
 
 
