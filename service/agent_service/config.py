@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .heartbeat import DEFAULT_FILE as DEFAULT_HEARTBEAT_FILE
+from .readiness import DEFAULT_FILE as DEFAULT_READY_FILE
 
 DEFAULT_MODEL_IDS = {
     "local": "local-echo-1",
@@ -88,6 +89,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(8, ge=1, le=1000)
     # Touched by the worker loop; `python -m agent_service.heartbeat` is its liveness check.
     worker_heartbeat_file: str = DEFAULT_HEARTBEAT_FILE
+    # Written when the worker consumes; `python -m agent_service.readiness` is its readiness check.
+    worker_ready_file: str = DEFAULT_READY_FILE
 
     shutdown_drain_seconds: float = Field(5.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, ge=0)

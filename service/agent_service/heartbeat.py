@@ -20,6 +20,7 @@ from pathlib import Path
 
 ENV = "WORKER_HEARTBEAT_FILE"
 DEFAULT_FILE = str(Path(tempfile.gettempdir()) / "worker-heartbeat")
+DEFAULT_MAX_AGE = 60.0
 
 
 class Heartbeat:
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m agent_service.heartbeat",
         description="Exit 0 when the worker's heartbeat is fresh, 1 when stale or missing.",
     )
-    parser.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument(
+        "--max-age", type=float, default=DEFAULT_MAX_AGE, help="seconds (default %(default)g)"
+    )
     parser.add_argument("--file", default=os.environ.get(ENV) or DEFAULT_FILE, help=f"${ENV}")
     args = parser.parse_args(argv)
     seconds = age(args.file)

@@ -27,9 +27,10 @@ from .core.logging import configure_logging
 from .core.metrics import Metrics
 from .core.models import ModelBackend, create_backend
 from .core.queue import Entry, LocalTaskQueue, RedisTaskQueue
-from .core.redis import REDIS_ERRORS, RedisGate, create_redis
+from .core.redis import REDIS_ERRORS, RedisGate, create_redis, describe
 from .core.tasks import TaskExecutor
 from .heartbeat import Heartbeat
+from .readiness import ConsumeState
 from .storage.db import create_engine
 from .storage.repositories import TaskRepository
 
@@ -50,6 +51,7 @@ class Worker:
         shutdown_grace_seconds: float,
         block_ms: int = 500,
         heartbeat: Heartbeat | None = None,
+        ready: ConsumeState | None = None,
     ) -> None:
         self._queue = queue
         self._executor = executor
@@ -62,11 +64,13 @@ class Worker:
         self._block_ms = block_ms
         self._running: dict[asyncio.Task, Entry] = {}
         self._heartbeat = heartbeat or Heartbeat(None)
+        self._ready = ready or ConsumeState(None)
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then give back what is unfinished."""
         self._heartbeat.beat()
+        self._ready.started()
         await self._queue.ensure_group()
         log.info("worker started", extra={"consumer": self.consumer})
         backlog: list[Entry] = []
@@ -77,19 +81,23 @@ class Worker:
                 self._heartbeat.beat()
                 try:
                     free = self._concurrency - len(self._running)
+                    # Also when every slot is busy: the entries of long tasks must stay ours.
+                    if time.monotonic() >= next_maintenance:
+                        next_maintenance = time.monotonic() + self._maintenance_every
+                        await self._queue.heartbeat(self.consumer, list(self._running.values()))
+                        if free > 0:
+                            backlog += await self._queue.reclaim(
+                                self.consumer, self._reclaim_idle_ms, free
+                            )
+                        self._ready.consumed()
                     if free <= 0:
                         await asyncio.wait(
                             self._running, timeout=1, return_when=asyncio.FIRST_COMPLETED
                         )
                         continue
-                    if time.monotonic() >= next_maintenance:
-                        next_maintenance = time.monotonic() + self._maintenance_every
-                        await self._queue.heartbeat(self.consumer, list(self._running.values()))
-                        backlog += await self._queue.reclaim(
-                            self.consumer, self._reclaim_idle_ms, free
-                        )
                     if not backlog:
                         backlog = await self._queue.read(self.consumer, free, self._block_ms)
+                        self._ready.consumed()
                     backlog.sort(key=lambda e: e.priority != "high")
                     while backlog and len(self._running) < self._concurrency:
                         entry = backlog.pop(0)
@@ -97,7 +105,8 @@ class Worker:
                         self._running[task] = entry
                         task.add_done_callback(self._running.pop)
                 except REDIS_ERRORS as exc:
-                    log.warning("redis unavailable; worker retrying", extra={"error": repr(exc)})
+                    self._ready.failed(describe(exc))
+                    log.warning("worker cannot consume; retrying", extra={"error": describe(exc)})
                     await asyncio.sleep(1)
         finally:
             await self._shutdown(backlog)
@@ -240,6 +249,7 @@ def build_worker(
         shutdown_grace_seconds=settings.shutdown_timeout_seconds,
         block_ms=block_ms,
         heartbeat=Heartbeat(settings.worker_heartbeat_file),
+        ready=ConsumeState(settings.worker_ready_file),
     )
 
 

@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: message` for a log line or a probe (a bare TimeoutError() has no message)."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 def create_redis(url: str, timeout: float, max_connections: int) -> redis.Redis:
     """One pooled client per process; TLS and the auth token come from the URL (rediss://)."""
     pool = redis.BlockingConnectionPool.from_url(
