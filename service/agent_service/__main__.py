@@ -7,6 +7,7 @@ SHUTDOWN_TIMEOUT_SECONDS for the rest, then the lifespan closes the pools.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import logging
 import sys
@@ -59,7 +60,12 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def main() -> int:
+def main(argv: list[str] | tuple[str, ...] = ()) -> int:
+    argparse.ArgumentParser(
+        prog="python -m agent_service",
+        description="The agent service's API on $PORT, configured by environment variables "
+        "(README: 'The agent service', 'Environment').",
+    ).parse_args(list(argv))
     try:
         settings = load_settings()
         app = create_app(settings)
@@ -86,4 +92,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -6,6 +6,7 @@ PostgreSQL itself (only the embedded SQLite default is migrated on start).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections.abc import Callable
@@ -61,14 +62,19 @@ async def _main(settings: Settings, revision: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m agent_service.migrate",
+        description="Apply the Alembic migrations to the database the environment names "
+        "(DATABASE_URL, or DB_SECRET_ARN with DB_HOST).",
+    )
+    parser.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+    revision = parser.parse_args(sys.argv[1:] if argv is None else argv).revision
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    revision = args[0] if args else "head"
     asyncio.run(_main(settings, revision))
     print(f"migrations applied: {revision}")
     return 0

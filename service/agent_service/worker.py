@@ -9,6 +9,7 @@ database (conditional UPDATE), and on SIGTERM gives unfinished tasks back to the
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -283,7 +284,12 @@ async def _main(settings: Settings) -> None:
     log.info("worker stopped")
 
 
-def main() -> int:
+def main(argv: list[str] | tuple[str, ...] = ()) -> int:
+    argparse.ArgumentParser(
+        prog="python -m agent_service.worker",
+        description="The background task worker (needs REDIS_URL), configured by environment "
+        "variables (README: 'Environment'). SIGTERM gives unfinished tasks back.",
+    ).parse_args(list(argv))
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -307,4 +313,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
