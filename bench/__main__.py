@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from . import stack
+from . import stack, storage
 from .load import HEADER, format_row
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,8 +122,8 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, dict], list[dict], float]:
     """Every scenario; (results by key, table rows, peak RSS under chat load in bytes)."""
     bench = Bench(args, log_dir)
-    bench.database_url = stack.create_database(args.database_url)
-    claim = stack.RedisClaim(args.redis_url)
+    bench.database_url = storage.create_database(args.database_url)
+    claim = storage.RedisClaim(args.redis_url)
     bench.redis_url = claim.url
     procs: list[stack.Proc] = []
     results: dict[str, dict[str, Any]] = {}
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, log_dir: Path) -> tuple[dict[str, dict], list[
         for proc in reversed(procs):
             proc.stop()
         claim.release()
-        stack.drop_database(args.database_url, bench.database_url)
+        storage.drop_database(args.database_url, bench.database_url)
     return results, bench.rows, bench.chat_peak_rss
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import redis
 
-from .stack import free_port, wait_for
+from .polling import wait_until
+from .stack import free_port
 
 
 def _pg_bindir() -> Path:
@@ -108,7 +109,7 @@ class PrivateRedis:
                 return False
 
         try:
-            wait_for(pong, 20, "private redis answering PING")
+            wait_until(pong, 20, "private redis answering PING")
         finally:
             client.close()
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .http import CLIENTS, Client, Response, TransportError
+from .polling import NotWithin, eventually
 
 MAX_USERS = 5000
 MAX_DURATION = 3600.0
@@ -166,15 +167,18 @@ async def step_task(client: Client, rec: Recorder, state: dict) -> None:
             rec.add(started, str(submitted.status))
             return
         url = f"/v1/tasks/{submitted.json()['id']}"
-        while True:
-            await asyncio.sleep(state["poll"])
+
+        async def finished() -> Response | None:
             polled = await client.request("GET", url)
-            task = polled.json() if polled.status == 200 else {}
-            if polled.status != 200 or task["status"] in FINISHED:
-                break
-            if time.perf_counter() - started > state["timeout"]:
-                rec.add(started, "task-timeout")
-                return
+            return polled if polled.status != 200 or polled.json()["status"] in FINISHED else None
+
+        await asyncio.sleep(state["poll"])
+        left = state["timeout"] - (time.perf_counter() - started)
+        polled = await eventually(finished, timeout=max(left, 0.0), every=state["poll"])
+        task = polled.json() if polled.status == 200 else {}
+    except NotWithin:
+        rec.add(started, "task-timeout")
+        return
     except TransportError as exc:
         rec.add(started, str(exc))
         return

@@ -1,10 +1,10 @@
 """Processes a benchmark or fault test runs: the service under uvicorn (one process, as in a
-pod), task workers, the fake model; a throwaway database and a Redis DB index; CPU and memory
-meters. Everything binds to 127.0.0.1 and every wait has a deadline."""
+pod), task workers, the fake model; CPU and memory meters. Everything binds to 127.0.0.1 and
+every wait has a deadline (bench/polling.py). Databases and Redis indexes: bench/storage.py."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import signal
 import socket
@@ -12,20 +12,19 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import psutil
-import redis
+
+from .polling import wait_until
 
 API_KEY = "bench-key"
-# Settings the service reads from the environment: a caller's own must not leak in.
-_SERVICE_ENV_PREFIXES = ("DATABASE_", "DB_", "REDIS_", "MODEL_", "API_KEYS", "RATE_LIMIT")
+# Every variable the service reads (its published contract): a caller's own must not leak in.
+CONTRACT = Path(__file__).resolve().parent.parent / "service" / "contract.json"
+SERVICE_VARIABLES = frozenset(json.loads(CONTRACT.read_text())["environment"]["accepted"])
 
 
 def free_port() -> int:
@@ -34,21 +33,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
-    """Poll `check` until it returns something truthy; TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(every)
-
-
 def clean_env(**values: str) -> dict[str, str]:
     """This environment without service settings, plus `values`."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_SERVICE_ENV_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SERVICE_VARIABLES}
     env.update(values)
     return env
 
@@ -135,7 +122,7 @@ def start_service(env: dict[str, str], log_dir: Path, name: str = "service") -> 
             raise RuntimeError(f"{name} exited:\n{proc.output()[-3000:]}")
         return http_ok(url)
 
-    wait_for(up, 60, f"{name} answering {url}")
+    wait_until(up, 60, f"{name} answering {url}")
     return proc
 
 
@@ -148,7 +135,7 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Pr
             raise RuntimeError(f"{name} exited:\n{proc.output()[-3000:]}")
         return '"worker started"' in proc.output()
 
-    wait_for(started, 60, f"{name} started")
+    wait_until(started, 60, f"{name} started")
     return proc
 
 
@@ -170,79 +157,8 @@ def start_fake_model(
         except OSError:
             return False
 
-    wait_for(listening, 30, "fake model listening")
+    wait_until(listening, 30, "fake model listening")
     return proc, f"http://127.0.0.1:{port}/v1"
-
-
-# --- storage ------------------------------------------------------------------------------
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def _admin(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(_libpq(url), timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def create_database(admin_url: str, prefix: str = "agent_bench") -> str:
-    """A new, migrated database next to `admin_url`'s; returns its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    url = with_database(admin_url, name)
-    done = subprocess.run(
-        [sys.executable, "-m", "agent_service.migrate"],
-        env=clean_env(DATABASE_URL=url, LOG_LEVEL="WARNING"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"migration failed:\n{done.stdout}\n{done.stderr}")
-    return url
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-class RedisClaim:
-    """A Redis DB index held for one run (the service tests claim 8..15 the same way)."""
-
-    KEY = "agent-service-tests:claim:db"
-
-    def __init__(self, url: str, indexes: Iterable[int] = range(1, 8)) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=3)
-        self._token = uuid.uuid4().hex
-        self.db = next(
-            (
-                i
-                for i in indexes
-                if self._client.set(f"{self.KEY}{i}", self._token, nx=True, ex=3600)
-            ),
-            None,
-        )
-        if self.db is None:
-            raise RuntimeError(f"every Redis DB index in {list(indexes)} is claimed")
-        self.url = urlunsplit(urlsplit(url)._replace(path=f"/{self.db}"))
-        flush = redis.Redis.from_url(self.url, socket_timeout=3)
-        flush.flushdb()
-        flush.close()
-
-    def release(self) -> None:
-        if self._client.get(f"{self.KEY}{self.db}") == self._token.encode():
-            self._client.delete(f"{self.KEY}{self.db}")
-        self._client.close()
 
 
 # --- meters -------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import stack
+from bench import stack, storage
 from bench.faults import PrivatePostgres, PrivateRedis
-from tests.polling import eventually
+from bench.polling import eventually
 
 ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://agent:agent@127.0.0.1:5433/agent"
@@ -31,17 +31,20 @@ async def until(check: Callable[[], object], timeout: float = 30.0, every: float
 def shared_database() -> Iterator[str]:
     """A migrated throwaway database on the shared PostgreSQL."""
     try:
-        url = stack.create_database(ADMIN_DATABASE_URL, prefix="agent_faults")
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL is unreachable ({exc!r}); start it with `make services`")
+        url = storage.create_database(ADMIN_DATABASE_URL, prefix="agent_faults")
+    except storage.Unreachable as exc:
+        pytest.fail(str(exc))
     yield url
-    stack.drop_database(ADMIN_DATABASE_URL, url)
+    storage.drop_database(ADMIN_DATABASE_URL, url)
 
 
 @pytest.fixture
 def shared_redis() -> Iterator[str]:
     """A flushed Redis DB index on the shared Redis, held for this test."""
-    claim = stack.RedisClaim(SHARED_REDIS_URL)
+    try:
+        claim = storage.RedisClaim(SHARED_REDIS_URL)
+    except storage.Unreachable as exc:
+        pytest.fail(str(exc))
     yield claim.url
     claim.release()
 

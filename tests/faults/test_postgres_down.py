@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bench import stack
+from bench import storage
 from bench.faults import PrivatePostgres, SteadyLoad
 
 from .conftest import API_KEY, AUTH, ServiceFactory, until
@@ -19,9 +19,9 @@ from .conftest import API_KEY, AUTH, ServiceFactory, until
 
 @pytest.fixture
 def private_database(private_pg: PrivatePostgres) -> Iterator[str]:
-    url = stack.create_database(private_pg.url(), prefix="agent_faults")
+    url = storage.create_database(private_pg.url(), prefix="agent_faults")
     yield url
-    stack.drop_database(private_pg.url(), url)
+    storage.drop_database(private_pg.url(), url)
 
 
 async def test_postgres_stopped_is_503_never_500_and_recovers(

@@ -3,24 +3,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
-import redis as sync_redis
 from agent_service.app import create_app
 from agent_service.config import Settings
-from agent_service.migrate import upgrade
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench import storage
+from bench.storage import libpq
 
 from .fakes import FakeOpenAI
 
@@ -29,19 +26,9 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6390/0")
 REDIS_DBS = range(8, 16)  # indexes these tests may claim and flush, one per test run
-_CLAIM = "agent-service-tests:claim:db"
 KEY, OTHER_KEY = "test-key", "other-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture(autouse=True)
@@ -51,58 +38,29 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
 
 
-async def _create_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(libpq(admin_url), timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(libpq(admin_url), timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
-def throwaway_database() -> Callable[[], str]:
-    """Creates empty PostgreSQL databases (dropped at the end); fails when PG is unreachable."""
+def throwaway_database() -> Iterator[Callable[..., str]]:
+    """Creates PostgreSQL databases (empty, or migrated with `migrated=True`), dropped at the
+    end; fails when PostgreSQL is unreachable."""
     created: list[str] = []
 
-    def make() -> str:
-        name = f"agent_test_{uuid.uuid4().hex[:10]}"
+    def make(migrated: bool = False) -> str:
         try:
-            asyncio.run(_create_database(TEST_DATABASE_URL, name))
-        except (OSError, asyncpg.PostgresError) as exc:
-            pytest.fail(
-                f"PostgreSQL at {TEST_DATABASE_URL.split('@')[-1]} is unreachable ({exc!r}); "
-                "start it with `make services`"
-            )
-        created.append(name)
-        return with_database(TEST_DATABASE_URL, name)
+            url = storage.create_database(TEST_DATABASE_URL, "agent_test", migrated=migrated)
+        except storage.Unreachable as exc:
+            pytest.fail(str(exc))
+        created.append(url)
+        return url
 
     yield make
-    for name in created:
-        asyncio.run(_drop_database(TEST_DATABASE_URL, name))
-
-
-async def _migrate(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
+    for url in created:
+        storage.drop_database(TEST_DATABASE_URL, url)
 
 
 @pytest.fixture(scope="session")
-def pg_database(throwaway_database: Callable[[], str]) -> str:
+def pg_database(throwaway_database: Callable[..., str]) -> str:
     """The session's migrated PostgreSQL database."""
-    url = throwaway_database()
-    asyncio.run(_migrate(url))
-    return url
+    return throwaway_database(migrated=True)
 
 
 @pytest.fixture
@@ -117,34 +75,22 @@ async def pg_url(pg_database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_base_url() -> Iterator[str]:
+def redis_claim() -> Iterator[storage.RedisClaim]:
     """A Redis DB index claimed for this test session (so two runs on one machine, say a
     developer's and CI's, never flush each other's data); fails when Redis is unreachable."""
-    claims = sync_redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=3)
-    token = uuid.uuid4().hex
     try:
-        db = next(
-            (db for db in REDIS_DBS if claims.set(f"{_CLAIM}{db}", token, nx=True, ex=3600)), None
-        )
-    except sync_redis.RedisError as exc:
-        pytest.fail(
-            f"Redis at {TEST_REDIS_URL} is unreachable ({exc!r}); start it with `make services`"
-        )
-    if db is None:
-        pytest.fail(f"every Redis DB index in {REDIS_DBS} is claimed by another test run")
-    yield urlunsplit(urlsplit(TEST_REDIS_URL)._replace(path=f"/{db}"))
-    if claims.get(f"{_CLAIM}{db}") == token.encode():
-        claims.delete(f"{_CLAIM}{db}")
-    claims.close()
+        claim = storage.RedisClaim(TEST_REDIS_URL, REDIS_DBS)
+    except storage.Unreachable as exc:
+        pytest.fail(str(exc))
+    yield claim
+    claim.release()
 
 
 @pytest.fixture
-def redis_url(redis_base_url: str) -> str:
+def redis_url(redis_claim: storage.RedisClaim) -> str:
     """The claimed Redis DB, flushed for this test."""
-    client = sync_redis.Redis.from_url(redis_base_url)
-    client.flushdb()
-    client.close()
-    return redis_base_url
+    redis_claim.flush()
+    return redis_claim.url
 
 
 def base_settings(**overrides: object) -> Settings:

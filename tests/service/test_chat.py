@@ -11,7 +11,7 @@ from agent_service.api.schemas import ChatReply, Message
 from agent_service.storage.tables import messages
 from sqlalchemy import select
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .conftest import Api, AppFactory
 from .fakes import GatedModel

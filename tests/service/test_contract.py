@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from agent_service import contract
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .test_process import _env
 

@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .conftest import Api, AppFactory, base_settings, libpq, run_app
 from .fakes import FailingModel, TcpProxy

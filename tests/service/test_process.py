@@ -18,7 +18,7 @@ import pytest
 from agent_service.__main__ import main as api_main
 from agent_service.config import Settings
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .conftest import AUTH, base_settings, run_app
 from .fakes import FakeOpenAI

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from agent_service.readiness import ConsumeState, check
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .fakes import TcpProxy
 from .test_process import _env

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .conftest import OTHER_AUTH, Api, AppFactory
 

@@ -18,7 +18,7 @@ from agent_service.storage.repositories import TaskRepository
 from agent_service.worker import Worker, build_worker
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.polling import eventually
+from bench.polling import eventually
 
 from .conftest import Api, base_settings, run_app
 from .fakes import GatedModel
