@@ -9,6 +9,7 @@ import asyncio
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -84,7 +85,8 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
-    """redis-server on a free loopback port, without persistence, that can stop and start."""
+    """redis-server on a free loopback port, without persistence, that can stop and start
+    (again empty, on the same address) or pause."""
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="agent-faults-redis-"))
@@ -113,8 +115,19 @@ class PrivateRedis:
         finally:
             client.close()
 
+    def pause(self) -> None:
+        """SIGSTOP: a stall, not an outage; connections stay open and commands time out."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        """Stop the server; it loses every key (no persistence), as a restart would."""
         if self._proc is not None and self._proc.poll() is None:
+            self.resume()  # a paused server would hold the SIGTERM until continued
             self._proc.terminate()
             self._proc.wait(20)
         self._proc = None

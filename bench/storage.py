@@ -34,6 +34,11 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+def _why(exc: BaseException) -> str:
+    # Not repr(): redis-py's hides the message ("network:ConnectionError").
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _where(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]  # host:port, never the password
 
@@ -51,7 +56,8 @@ def _run_admin(url: str, statement: str) -> None:
         asyncio.run(_admin(url, statement))
     except (OSError, asyncpg.CannotConnectNowError, asyncpg.InvalidPasswordError) as exc:
         raise Unreachable(
-            f"PostgreSQL at {_where(url)} is unreachable ({exc!r}); start it with `make services`"
+            f"PostgreSQL at {_where(url)} is unreachable ({_why(exc)}); "
+            "start it with `make services`"
         ) from exc
 
 
@@ -103,7 +109,8 @@ class RedisClaim:
         except (redis.RedisError, OSError) as exc:
             self._client.close()
             raise Unreachable(
-                f"Redis at {_where(url)} is unreachable ({exc!r}); start it with `make services`"
+                f"Redis at {_where(url)} is unreachable ({_why(exc)}); "
+                "start it with `make services`"
             ) from exc
         if self.db is None:
             self._client.close()

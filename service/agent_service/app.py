@@ -26,11 +26,12 @@ from .core.ratelimit import RateLimiter
 from .core.redis import RedisGate, create_redis
 from .core.sessions import SessionService
 from .core.tasks import TaskExecutor, TaskService
+from .local_worker import LocalWorker
 from .migrate import upgrade
 from .storage.db import create_engine
-from .storage.repositories import SessionRepository, TaskRepository
+from .storage.repositories import SessionRepository
 from .storage.secrets import SecretCredentials
-from .worker import LocalWorker
+from .storage.task_repository import TaskRepository
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     active = ActiveSessions(settings.max_concurrent_sessions, settings.session_idle_seconds)
     metrics.track_sessions(active.count)
     cache = ResponseCache(settings.cache_ttl, metrics, redis)
-    session_repo, task_repo = SessionRepository(engine), TaskRepository(engine)
+    session_repo = SessionRepository(engine)
+    task_repo = TaskRepository(engine, lease_seconds=settings.task_reclaim_idle_seconds)
     lock_ttl = settings.model_timeout * (settings.model_max_retries + 1) + 30
     queue = RedisTaskQueue(redis.client) if redis else LocalTaskQueue()
 

@@ -84,7 +84,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(262_144, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
+    # A task nobody works on for this long is handed out again: a dead worker's pending entry,
+    # a running task whose lease lapsed (workers renew theirs), a queued one Redis lost.
     task_reclaim_idle_seconds: float = Field(60.0, gt=0)
+    # How often each worker's reconciler looks in PostgreSQL for such tasks.
+    task_reconcile_seconds: float = Field(15.0, gt=0)
     task_max_attempts: int = Field(3, ge=1, le=100)
     worker_concurrency: int = Field(8, ge=1, le=1000)
     # Touched by the worker loop; `python -m agent_service.heartbeat` is its liveness check.

@@ -1,10 +1,13 @@
 """`python -m agent_service.worker`: runs background tasks from Redis Streams.
 
-Reads with a consumer group (high-priority stream first), reclaims entries left pending by a
-dead worker (XAUTOCLAIM after TASK_RECLAIM_IDLE_SECONDS), completes each task exactly once in the
-database (conditional UPDATE), and on SIGTERM gives unfinished tasks back to the queue.
+Reads with a consumer group (high-priority stream first), completes each task exactly once in
+the database (conditional UPDATE), and on SIGTERM gives unfinished tasks back to the queue.
+Nothing is lost with Redis' data: the worker recreates the streams and the group when Redis
+answers NOGROUP, holds a lease on each running task in PostgreSQL, and its reconciler
+(core/reconciler.py) re-enqueues what PostgreSQL says nobody works on. Entries a dead worker
+left pending are also taken over with XAUTOCLAIM after TASK_RECLAIM_IDLE_SECONDS.
 
-`LocalWorker` is the in-process equivalent the API runs when REDIS_URL is unset.
+`LocalWorker` (local_worker.py) is the in-process equivalent the API runs without REDIS_URL.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import sys
 import time
-import uuid
 
 import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,19 +30,21 @@ from .core.cache import ResponseCache
 from .core.logging import configure_logging
 from .core.metrics import Metrics
 from .core.models import ModelBackend, create_backend
-from .core.queue import Entry, LocalTaskQueue, RedisTaskQueue
+from .core.queue import Entry, RedisTaskQueue, is_nogroup
+from .core.reconciler import Reconciler
 from .core.redis import REDIS_ERRORS, RedisGate, create_redis, describe
 from .core.tasks import TaskExecutor
 from .heartbeat import Heartbeat
 from .readiness import ConsumeState
 from .storage.db import create_engine
-from .storage.repositories import TaskRepository
+from .storage.task_repository import TaskRepository
 
 log = logging.getLogger(__name__)
 
 
 class Worker:
-    """The Redis Streams consumer loop."""
+    """The Redis Streams consumer loop, and beside it the upkeep loop (lease renewals and the
+    reconciler), which needs only the database: a Redis outage never delays a renewal."""
 
     def __init__(
         self,
@@ -50,6 +55,8 @@ class Worker:
         concurrency: int,
         reclaim_idle_seconds: float,
         shutdown_grace_seconds: float,
+        reconciler: Reconciler | None = None,
+        reconcile_seconds: float = 15.0,
         block_ms: int = 500,
         heartbeat: Heartbeat | None = None,
         ready: ConsumeState | None = None,
@@ -59,8 +66,11 @@ class Worker:
         self.consumer = consumer
         self._concurrency = concurrency
         self._reclaim_idle_ms = int(reclaim_idle_seconds * 1000)
-        # Check for dead workers' entries, and refresh our own, a few times per idle window.
+        # Renew leases, check for dead workers' entries and refresh our own, a few times per
+        # idle window.
         self._maintenance_every = min(reclaim_idle_seconds / 3, 5.0)
+        self._reconciler = reconciler
+        self._reconcile_every = reconcile_seconds
         self._grace = shutdown_grace_seconds
         self._block_ms = block_ms
         self._running: dict[asyncio.Task, Entry] = {}
@@ -72,15 +82,21 @@ class Worker:
         """Consume until `stop` is set, then give back what is unfinished."""
         self._heartbeat.beat()
         self._ready.started()
-        await self._queue.ensure_group()
-        log.info("worker started", extra={"consumer": self.consumer})
+        upkeep = asyncio.create_task(self._upkeep(stop))
         backlog: list[Entry] = []
+        joined = started = False
         next_maintenance = 0.0
         try:
             while not stop.is_set():
                 # Every pass beats, Redis up or down: liveness asks "is this loop turning?".
                 self._heartbeat.beat()
                 try:
+                    if not joined:
+                        await self._queue.ensure_group()
+                        joined = True
+                        if not started:
+                            started = True
+                            log.info("worker started", extra={"consumer": self.consumer})
                     free = self._concurrency - len(self._running)
                     # Also when every slot is busy: the entries of long tasks must stay ours.
                     if time.monotonic() >= next_maintenance:
@@ -99,18 +115,62 @@ class Worker:
                     if not backlog:
                         backlog = await self._queue.read(self.consumer, free, self._block_ms)
                         self._ready.consumed()
-                    backlog.sort(key=lambda e: e.priority != "high")
-                    while backlog and len(self._running) < self._concurrency:
-                        entry = backlog.pop(0)
-                        task = asyncio.create_task(self._process(entry))
-                        self._running[task] = entry
-                        task.add_done_callback(self._running.pop)
+                    self._start(backlog)
                 except REDIS_ERRORS as exc:
                     self._ready.failed(describe(exc))
+                    if is_nogroup(exc):
+                        # Redis lost the streams or the group (a restart without persistence,
+                        # a failover, an eviction): recreate them on the next pass.
+                        log.warning(
+                            "consumer group missing; recreating it", extra={"error": describe(exc)}
+                        )
+                        joined = False
+                        await asyncio.sleep(0.1)
+                        continue
                     log.warning("worker cannot consume; retrying", extra={"error": describe(exc)})
                     await asyncio.sleep(1)
         finally:
+            upkeep.cancel()
+            await asyncio.gather(upkeep, return_exceptions=True)
             await self._shutdown(backlog)
+
+    def _start(self, backlog: list[Entry]) -> None:
+        backlog.sort(key=lambda e: e.priority != "high")
+        while backlog and len(self._running) < self._concurrency:
+            entry = backlog.pop(0)
+            task = asyncio.create_task(self._process(entry))
+            self._running[task] = entry
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        entry = self._running.pop(task)
+        # _process handles its errors; anything else is logged here, never left unretrieved.
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "task entry failed",
+                exc_info=task.exception(),
+                extra={"task_id": str(entry.task_id)},
+            )
+
+    async def _upkeep(self, stop: asyncio.Event) -> None:
+        """Renew the leases of the tasks this worker runs; run the reconciler now and then
+        (at a random offset, so workers started together do not run it together)."""
+        tick = min(self._maintenance_every, self._reconcile_every)
+        next_reconcile = time.monotonic() + random.uniform(0, self._reconcile_every)  # noqa: S311
+        while not stop.is_set():
+            held = [entry.task_id for entry in self._running.values()]
+            try:
+                await self._executor.repo.renew(held, self._executor.worker)
+            except Exception as exc:
+                log.warning("cannot renew task leases", extra={"error": describe(exc)})
+            if self._reconciler is not None and time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + self._reconcile_every
+                try:
+                    await self._reconciler.run_once()
+                except Exception as exc:
+                    log.warning("reconciler pass failed", extra={"error": describe(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick)
 
     async def _process(self, entry: Entry) -> None:
         try:
@@ -118,10 +178,18 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Left pending: reclaimed and retried after the idle timeout.
+            # Left pending: reclaimed, or handed out again, once its lease lapses.
             log.exception("task run failed", extra={"task_id": str(entry.task_id)})
             return
-        await self._queue.ack(entry)
+        try:
+            await self._queue.ack(entry)
+        except REDIS_ERRORS as exc:
+            # The task is finished in the database; its entry stays pending (if Redis kept
+            # it), and whoever reclaims it finds nothing to claim and acknowledges it.
+            log.warning(
+                "could not acknowledge a finished task's entry",
+                extra={"task_id": str(entry.task_id), "error": describe(exc)},
+            )
         self.processed += 1
         log.debug("task entry done", extra={"task_id": str(entry.task_id), "outcome": outcome})
 
@@ -133,88 +201,18 @@ class Worker:
             task.cancel()
         await asyncio.gather(*(t for t, _ in unfinished), return_exceptions=True)
         for entry in [e for _, e in unfinished] + backlog:
-            with contextlib.suppress(Exception):
+            try:
                 await self._executor.repo.requeue(entry.task_id, self._executor.worker)
+            except Exception as exc:
+                # Still running under our lease: handed out again once it lapses.
+                log.warning("could not requeue a task", extra={"error": describe(exc)})
             try:
                 await self._queue.give_back(entry)
-            except REDIS_ERRORS:
-                log.warning("could not give a task back; it will be reclaimed")
+            except REDIS_ERRORS as exc:
+                # Queued in the database: the reconciler hands it out.
+                log.warning("could not give a task back", extra={"error": describe(exc)})
         if unfinished or backlog:
             log.info("unfinished tasks given back", extra={"count": len(unfinished) + len(backlog)})
-
-
-class LocalWorker:
-    """Runs tasks inside the API process when there is no Redis (the embedded default)."""
-
-    def __init__(
-        self,
-        queue: LocalTaskQueue,
-        executor: TaskExecutor,
-        concurrency: int,
-        shutdown_grace_seconds: float,
-    ) -> None:
-        self._queue = queue
-        self._executor = executor
-        self._concurrency = concurrency
-        self._grace = shutdown_grace_seconds
-        self._loops: list[asyncio.Task] = []
-        self._reloader: asyncio.Task | None = None
-        self._querying = False
-        self._jobs: dict[asyncio.Task, uuid.UUID] = {}
-
-    async def start(self) -> None:
-        self._loops = [asyncio.create_task(self._loop()) for _ in range(self._concurrency)]
-        self._reloader = asyncio.create_task(self._reload())
-
-    async def _reload(self) -> None:
-        """Tasks left queued or running by a previous process run again. In the background and
-        retried: the API starts even while the database is unavailable."""
-        while True:
-            try:
-                self._querying = True
-                rows = await self._executor.repo.unfinished()
-            except Exception as exc:
-                self._querying = False
-                log.warning("cannot reload unfinished tasks yet", extra={"error": repr(exc)})
-                await asyncio.sleep(2)
-                continue
-            for row in rows:
-                await self._queue.enqueue(row.id, row.priority)
-            return
-
-    def _done(self, job: asyncio.Task) -> None:
-        task_id = self._jobs.pop(job)
-        if not job.cancelled() and job.exception() is not None:
-            log.error("task run failed", exc_info=job.exception(), extra={"task_id": str(task_id)})
-
-    async def _loop(self) -> None:
-        while True:
-            task_id = await self._queue.get()
-            job = asyncio.create_task(self._executor.run(task_id))
-            self._jobs[job] = task_id
-            job.add_done_callback(self._done)
-            # Shielded: stopping the loop must not cut a database call in half.
-            await asyncio.wait([job])
-
-    async def stop(self) -> None:
-        """Take no new task, let running ones finish for the grace period, give back the rest."""
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        if self._reloader is not None:
-            if self._querying:  # let a query in progress finish rather than cut it off
-                await asyncio.wait([self._reloader], timeout=self._grace)
-            self._reloader.cancel()
-            await asyncio.gather(self._reloader, return_exceptions=True)
-        if self._jobs:
-            await asyncio.wait(self._jobs, timeout=self._grace)
-        unfinished = dict(self._jobs)
-        for job in unfinished:
-            job.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        for task_id in unfinished.values():
-            with contextlib.suppress(Exception):
-                await self._executor.repo.requeue(task_id, self._executor.worker)
 
 
 def consumer_name(settings: Settings) -> str:
@@ -232,8 +230,10 @@ def build_worker(
 ) -> Worker:
     """A worker over the given pools (the caller owns and closes them)."""
     consumer = consumer_name(settings)
+    repo = TaskRepository(engine, lease_seconds=settings.task_reclaim_idle_seconds)
+    queue = RedisTaskQueue(client)
     executor = TaskExecutor(
-        TaskRepository(engine),
+        repo,
         model,
         ResponseCache(settings.cache_ttl, metrics, RedisGate(client)),
         metrics,
@@ -242,12 +242,14 @@ def build_worker(
         max_attempts=settings.task_max_attempts,
     )
     return Worker(
-        RedisTaskQueue(client),
+        queue,
         executor,
         consumer=consumer,
         concurrency=settings.worker_concurrency,
         reclaim_idle_seconds=settings.task_reclaim_idle_seconds,
         shutdown_grace_seconds=settings.shutdown_timeout_seconds,
+        reconciler=Reconciler(repo, queue, settings.task_reclaim_idle_seconds),
+        reconcile_seconds=settings.task_reconcile_seconds,
         block_ms=block_ms,
         heartbeat=Heartbeat(settings.worker_heartbeat_file),
         ready=ConsumeState(settings.worker_ready_file),

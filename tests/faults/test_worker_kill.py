@@ -26,6 +26,9 @@ async def test_a_killed_workers_task_completes_exactly_once_after_reclaim(
         MODEL_BACKEND="openai",
         MODEL_URL=model_url,
         WORKER_HEARTBEAT_FILE=str(tmp_path / "heartbeat"),
+        # One setting for every worker, as in a deployment: the doomed worker's lease on its
+        # task and its pending entry both lapse 1 s after it dies.
+        TASK_RECLAIM_IDLE_SECONDS="1",
     )
     first = stack.start_worker({**env, "HOSTNAME": "doomed"}, tmp_path, "worker-doomed")
     second = None
@@ -45,7 +48,7 @@ async def test_a_killed_workers_task_completes_exactly_once_after_reclaim(
             assert (await task())["status"] == "running"  # nobody finished it
 
             second = stack.start_worker(
-                {**env, "HOSTNAME": "rescuer", "TASK_RECLAIM_IDLE_SECONDS": "1"},
+                {**env, "HOSTNAME": "rescuer"},
                 tmp_path,
                 "worker-rescuer",
             )

@@ -143,6 +143,13 @@ def pg_stack(pg_url: str, redis_url: str) -> dict[str, object]:
 
 
 @pytest.fixture
+async def api_pg(pg_stack: dict) -> AsyncIterator[Api]:
+    """The app on PostgreSQL + Redis (tasks go to the Redis queue; no worker runs)."""
+    async with run_app(base_settings(**pg_stack)) as running:
+        yield running
+
+
+@pytest.fixture
 def make_app(stack: dict[str, object]) -> AppFactory:
     """Start the app on the parametrized stack with extra settings."""
 

@@ -5,81 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import pytest
-from agent_service.config import Settings
 from agent_service.core.metrics import Metrics
-from agent_service.core.models.local import LocalBackend
 from agent_service.core.queue import GROUP, STREAMS
-from agent_service.core.redis import create_redis
-from agent_service.storage.repositories import TaskRepository
-from agent_service.worker import Worker, build_worker
-from sqlalchemy.ext.asyncio import create_async_engine
+from agent_service.storage.task_repository import TaskRepository
 
 from bench.polling import eventually
 
-from .conftest import Api, base_settings, run_app
+from .conftest import Api
 from .fakes import GatedModel
-
-
-@pytest.fixture
-async def api_pg(pg_stack: dict) -> AsyncIterator[Api]:
-    async with run_app(base_settings(**pg_stack)) as running:
-        yield running
-
-
-@asynccontextmanager
-async def running_worker(
-    settings: Settings,
-    model=None,
-    metrics: Metrics | None = None,
-) -> AsyncIterator[Worker]:
-    """The real worker loop as a background task, stopped (gracefully) on exit."""
-    engine = create_async_engine(settings.database_url)
-    client = create_redis(settings.redis_url, timeout=2.0, max_connections=16)
-    worker = build_worker(
-        settings,
-        engine,
-        client,
-        model or LocalBackend("local-echo-1"),
-        metrics or Metrics(),
-        block_ms=100,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield worker
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await client.aclose()
-        await engine.dispose()
-
-
-def worker_settings(pg_stack: dict, **overrides: object) -> Settings:
-    return base_settings(**pg_stack, **{"task_reclaim_idle_seconds": 30, **overrides})
-
-
-async def _task(api: Api, task_id: str) -> dict:
-    return (await api.client.get(f"/v1/tasks/{task_id}")).json()
-
-
-async def _until_status(api: Api, task_id: str, *statuses: str) -> dict:
-    async def check() -> dict | None:
-        body = await _task(api, task_id)
-        return body if body["status"] in statuses else None
-
-    return await eventually(check)
-
-
-async def _pending(api: Api) -> int:
-    client = api.app.state.redis.client
-    total = 0
-    for stream in STREAMS.values():
-        total += (await client.xpending(stream, GROUP))["pending"]
-    return total
+from .workers import no_pending as _no_pending
+from .workers import pending as _pending
+from .workers import running_worker, worker_settings
+from .workers import task as _task
+from .workers import until_status as _until_status
 
 
 async def test_worker_completes_tasks_and_acknowledges_them(api_pg: Api, pg_stack: dict) -> None:
@@ -121,7 +60,7 @@ async def test_a_dead_workers_task_is_reclaimed(api_pg: Api, pg_stack: dict) -> 
     await redis.xgroup_create(STREAMS["normal"], GROUP, id="0", mkstream=True)
     taken = await redis.xreadgroup(GROUP, "dead-consumer", {STREAMS["normal"]: ">"}, count=1)
     assert len(taken[0][1]) == 1
-    repo = TaskRepository(api_pg.app.state.engine)
+    repo = TaskRepository(api_pg.app.state.engine, lease_seconds=0.3)
     assert (await repo.claim(uuid.UUID(task_id), "dead-consumer")).attempts == 1
     assert (await _task(api_pg, task_id))["status"] == "running"
 
@@ -134,32 +73,47 @@ async def test_a_dead_workers_task_is_reclaimed(api_pg: Api, pg_stack: dict) -> 
     assert {c["name"].decode(): c["pending"] for c in consumers}["dead-consumer"] == 0
 
 
-async def _no_pending(api: Api) -> bool:
-    return await _pending(api) == 0
-
-
-async def test_each_task_completes_exactly_once(api_pg: Api, pg_stack: dict) -> None:
+async def test_a_task_delivered_several_times_runs_once(api_pg: Api, pg_stack: dict) -> None:
     task_id = (await api_pg.client.post("/v1/tasks", json={"prompt": "once"})).json()["id"]
     redis = api_pg.app.state.redis.client
-    # The same task delivered three times (a retried enqueue, a reclaim...), two workers.
+    # The same task delivered three times (a reconciler's re-enqueue, a replayed stream...),
+    # two workers: the first claim holds a live lease, so the other deliveries are skipped.
     for _ in range(2):
         await redis.xadd(STREAMS["normal"], {"task_id": task_id})
     model = GatedModel()
     metrics = Metrics()
     settings = worker_settings(pg_stack)
     async with (
-        running_worker(settings.model_copy(update={"pod_name": "w1"}), model, metrics),
-        running_worker(settings.model_copy(update={"pod_name": "w2"}), model, metrics),
+        running_worker(settings.model_copy(update={"pod_name": "w1"}), model, metrics) as w1,
+        running_worker(settings.model_copy(update={"pod_name": "w2"}), model, metrics) as w2,
     ):
-        # Both workers hold the same task at once before either may finish.
-        await eventually(lambda: model.waiting >= 2)
+        await eventually(lambda: model.waiting == 1)
+        await eventually(lambda: w1.processed + w2.processed == 2)  # the two duplicates
         model.release()
         await _until_status(api_pg, task_id, "succeeded")
         await eventually(lambda: _no_pending(api_pg))
+    assert [call[-1].content for call in model.calls] == ["once"]  # one run
     assert metrics.tasks.labels("normal", "succeeded")._value.get() == 1
     task = await _task(api_pg, task_id)
     assert task["result"] == "gated: once"
-    assert task["attempts"] == 3
+    assert task["attempts"] == 1
+
+
+async def test_two_holders_of_one_task_complete_it_once(api_pg: Api) -> None:
+    """A worker whose lease lapsed (stalled, cut off) may still finish after another took the
+    task over: the conditional update records one outcome."""
+    task_id = uuid.UUID(
+        (await api_pg.client.post("/v1/tasks", json={"prompt": "twice"})).json()["id"]
+    )
+    repo = TaskRepository(api_pg.app.state.engine, lease_seconds=0.05)
+    assert (await repo.claim(task_id, "slow")).attempts == 1
+    assert await repo.claim(task_id, "eager") is None  # the lease is live
+    await asyncio.sleep(0.1)
+    assert (await repo.claim(task_id, "rescuer")).attempts == 2
+    assert await repo.finish(task_id, "succeeded", result="from slow") is True
+    assert await repo.finish(task_id, "succeeded", result="from rescuer") is False
+    task = await _task(api_pg, str(task_id))
+    assert (task["status"], task["result"], task["attempts"]) == ("succeeded", "from slow", 2)
 
 
 async def test_a_cancelled_task_is_not_run(api_pg: Api, pg_stack: dict) -> None:
@@ -202,14 +156,15 @@ async def test_shutdown_gives_unfinished_tasks_back(api_pg: Api, pg_stack: dict)
 
     async with running_worker(worker_settings(pg_stack)):  # the next worker finishes it
         done = await _until_status(api_pg, task_id, "succeeded")
-    assert done["attempts"] == 2
+    assert done["attempts"] == 1  # a task given back is not a failed attempt
 
 
 async def test_a_task_that_keeps_failing_is_given_up(api_pg: Api, pg_stack: dict) -> None:
     task_id = (await api_pg.client.post("/v1/tasks", json={"prompt": "poison"})).json()["id"]
-    repo = TaskRepository(api_pg.app.state.engine)
-    for _ in range(3):  # three workers died on it
-        await repo.claim(uuid.UUID(task_id), "dead")
+    repo = TaskRepository(api_pg.app.state.engine, lease_seconds=0.01)
+    for _ in range(3):  # three workers died on it: each lease lapsed
+        assert await repo.claim(uuid.UUID(task_id), "dead") is not None
+        await asyncio.sleep(0.05)
     async with running_worker(worker_settings(pg_stack, task_max_attempts=3)):
         task = await _until_status(api_pg, task_id, "failed")
     assert task["error"] == "gave up after 3 attempts"

@@ -1,12 +1,20 @@
 """Task queues: Redis Streams with a consumer group (two streams, high before normal), or an
-in-process priority queue when REDIS_URL is unset."""
+in-process priority queue when REDIS_URL is unset.
+
+Redis only hands work out; PostgreSQL is the record of every task. Redis can lose the streams
+and the group (a restart without persistence, a failover, an eviction): workers recreate the
+group when a command answers NOGROUP (`ensure_group`), and the reconciler re-enqueues what
+PostgreSQL says is waiting or abandoned (core/reconciler.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -14,6 +22,30 @@ from redis.exceptions import ResponseError
 STREAMS = {"high": "agent:tasks:high", "normal": "agent:tasks:normal"}
 GROUP = "agent-workers"
 _MAXLEN = 100_000  # acknowledged entries are trimmed away approximately at this length
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """Redis answered that the stream or our consumer group does not exist (it lost them)."""
+    return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far the consumer group has read a stream: the time of the last entry it delivered
+    (entry ids start with Redis' clock in ms) and how many entries wait undelivered (`lag`,
+    None when Redis cannot tell)."""
+
+    last_delivered: datetime
+    lag: int | None
+
+    @classmethod
+    def of(cls, group: dict) -> Position:
+        millis = int(_text(group["last-delivered-id"]).split("-")[0])
+        return cls(datetime.fromtimestamp(millis / 1000, UTC), group.get("lag"))
 
 
 @dataclass(frozen=True)
@@ -35,13 +67,44 @@ class RedisTaskQueue:
             STREAMS[priority], {"task_id": str(task_id)}, maxlen=_MAXLEN, approximate=True
         )
 
+    async def enqueue_many(self, tasks: Iterable[tuple[uuid.UUID, str]]) -> None:
+        """Add (task id, priority) pairs in one round trip."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for task_id, priority in tasks:
+                pipe.xadd(
+                    STREAMS[priority], {"task_id": str(task_id)}, maxlen=_MAXLEN, approximate=True
+                )
+            await pipe.execute()
+
     async def ensure_group(self) -> None:
+        """Create the streams and the group where they are missing (a no-op where they exist).
+
+        The group starts at id 0, not `$`: a stream without our group is one Redis recreated
+        after losing it (the API's XADD makes a new stream), so every entry in it was added
+        since, and each is a task to run. At `$` those entries would wait for the reconciler.
+        Had a stream kept old entries (the group deleted by hand), they are delivered again and
+        the conditional claim skips each task already finished or held under a live lease."""
         for stream in STREAMS.values():
             try:
                 await self._client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    async def positions(self) -> dict[str, Position | None]:
+        """Per priority, how far the group has read its stream; None when the stream or the
+        group is missing."""
+        out: dict[str, Position | None] = {}
+        for priority, stream in STREAMS.items():
+            try:
+                groups = await self._client.xinfo_groups(stream)
+            except ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                groups = []
+            ours = next((g for g in groups if _text(g["name"]) == GROUP), None)
+            out[priority] = None if ours is None else Position.of(ours)
+        return out
 
     @staticmethod
     def _entries(stream: bytes | str, items: list) -> list[Entry]:

@@ -62,7 +62,7 @@ class RedisGate:
         self._down_until = time.monotonic() + self._cooldown
         if not self._down:
             self._down = True
-            log.warning("redis unavailable; using fallbacks", extra={"error": repr(exc)})
+            log.warning("redis unavailable; using fallbacks", extra={"error": describe(exc)})
 
     def succeeded(self) -> None:
         self._down_until = 0.0

@@ -12,13 +12,13 @@ from typing import Protocol
 
 from sqlalchemy import Row
 
-from ..storage.repositories import TaskConflict, TaskRepository
+from ..storage.task_repository import TaskConflict, TaskRepository
 from .cache import ResponseCache
-from .errors import Conflict, NotFound, Unavailable
+from .errors import Conflict, NotFound
 from .generate import generate, system_prompt
 from .metrics import Metrics
 from .models import ChatMessage, ModelBackend, ModelError
-from .redis import REDIS_ERRORS
+from .redis import REDIS_ERRORS, describe
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ class TaskService:
     async def submit(
         self, owner: str, prompt: str, priority: str, idempotency_key: str | None
     ) -> Row:
-        """Store and enqueue a task; the same Idempotency-Key returns the first task."""
+        """Store and enqueue a task; the same Idempotency-Key returns the first task.
+
+        Stored is accepted: when Redis cannot take the entry the task stays queued in the
+        database and is handed out by a worker's reconciler once Redis answers again."""
         request_hash = hashlib.sha256(f"{priority}\0{prompt}".encode()).hexdigest()
         try:
             row, created = await self._repo.create(
@@ -54,12 +57,14 @@ class TaskService:
         if created:
             try:
                 await self._queue.enqueue(row.id, priority)
-            except REDIS_ERRORS:
-                # Not queued means not accepted: drop the row so a retry can succeed.
-                await self._repo.delete(row.id)
-                raise Unavailable(
-                    "the task queue is unavailable; retry", code="queue_unavailable", retry_after=5
-                ) from None
+            except REDIS_ERRORS as exc:
+                # Accepted all the same: the row is the record, and the reconciler enqueues a
+                # task nobody started (core/reconciler.py). Deleting it instead would answer
+                # concurrent requests with this Idempotency-Key an id that no longer exists.
+                log.warning(
+                    "task stored but not enqueued; the reconciler will hand it out",
+                    extra={"task_id": str(row.id), "error": describe(exc)},
+                )
             self._metrics.tasks.labels(priority, "queued").inc()
         return row
 

@@ -1,4 +1,4 @@
-"""Repositories: every SQL statement the service runs.
+"""Repositories: every SQL statement of sessions and messages (tasks: task_repository.py).
 
 Each statement commits on its own (autocommit): every write here is a single statement, so this
 is as atomic as a transaction and saves the BEGIN and COMMIT round trips on the hot path.
@@ -10,13 +10,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .db import autocommit, connect, driver
-from .tables import messages, sessions, tasks
+from .tables import messages, sessions
 
 
 def utcnow() -> datetime:
@@ -198,145 +197,6 @@ class SessionRepository:
                 select(sessions.c.id).where(sessions.c.id == session_id, sessions.c.owner == owner)
             )
             return rows if found.first() is not None else None
-
-
-class TaskConflict(Exception):
-    """The idempotency key was used before with a different request."""
-
-
-class TaskRepository:
-    """Task rows; state changes are conditional updates so each happens exactly once."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = autocommit(engine)
-
-    async def create(
-        self,
-        *,
-        owner: str,
-        prompt: str,
-        priority: str,
-        idempotency_key: str | None,
-        request_hash: str,
-    ) -> tuple[Row, bool]:
-        """Insert a queued task; with a known idempotency key return the first one instead.
-
-        Returns (row, created).
-        """
-        values = {
-            "id": uuid.uuid4(),
-            "owner": owner,
-            "prompt": prompt,
-            "priority": priority,
-            "status": "queued",
-            "result": None,
-            "error": None,
-            "idempotency_key": idempotency_key,
-            "request_hash": request_hash,
-            "attempts": 0,
-            "worker": None,
-            "created_at": utcnow(),
-            "started_at": None,
-            "finished_at": None,
-        }
-        try:
-            async with connect(self._engine) as conn:
-                await conn.execute(insert(tasks).values(values))
-            return record_of(values), True
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-        async with connect(self._engine) as conn:
-            existing = (
-                await conn.execute(
-                    select(tasks).where(
-                        tasks.c.owner == owner, tasks.c.idempotency_key == idempotency_key
-                    )
-                )
-            ).one()
-        if existing.request_hash != request_hash:
-            raise TaskConflict
-        return existing, False
-
-    async def delete(self, task_id: uuid.UUID) -> None:
-        async with connect(self._engine) as conn:
-            await conn.execute(delete(tasks).where(tasks.c.id == task_id))
-
-    async def get(self, task_id: uuid.UUID, owner: str | None = None) -> Row | None:
-        query = select(tasks).where(tasks.c.id == task_id)
-        if owner is not None:
-            query = query.where(tasks.c.owner == owner)
-        async with connect(self._engine) as conn:
-            return (await conn.execute(query)).first()
-
-    async def cancel(self, task_id: uuid.UUID, owner: str) -> Row | None:
-        """Cancel a queued or running task; None when it is unknown or already finished."""
-        async with connect(self._engine) as conn:
-            result = await conn.execute(
-                update(tasks)
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.owner == owner,
-                    tasks.c.status.in_(("queued", "running")),
-                )
-                .values(status="cancelled", finished_at=utcnow())
-                .returning(*tasks.c)
-            )
-            return result.first()
-
-    async def claim(self, task_id: uuid.UUID, worker: str) -> Row | None:
-        """Mark the task running for `worker`; None when it is finished or cancelled.
-
-        A task already `running` can be claimed again: that is a reclaim after its worker died.
-        """
-        async with connect(self._engine) as conn:
-            result = await conn.execute(
-                update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.status.in_(("queued", "running")))
-                .values(
-                    status="running",
-                    attempts=tasks.c.attempts + 1,
-                    worker=worker,
-                    started_at=utcnow(),
-                )
-                .returning(tasks.c.id, tasks.c.prompt, tasks.c.priority, tasks.c.attempts)
-            )
-            return result.first()
-
-    async def finish(
-        self, task_id: uuid.UUID, status: str, result: str | None = None, error: str | None = None
-    ) -> bool:
-        """Record the outcome unless another attempt (or a cancel) already did: exactly once."""
-        async with connect(self._engine) as conn:
-            updated = await conn.execute(
-                update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.status == "running")
-                .values(status=status, result=result, error=error, finished_at=utcnow())
-            )
-            return updated.rowcount == 1
-
-    async def requeue(self, task_id: uuid.UUID, worker: str) -> bool:
-        """Give a task this worker is running back to the queue (graceful shutdown)."""
-        async with connect(self._engine) as conn:
-            updated = await conn.execute(
-                update(tasks)
-                .where(
-                    and_(tasks.c.id == task_id, tasks.c.status == "running"),
-                    tasks.c.worker == worker,
-                )
-                .values(status="queued", worker=None)
-            )
-            return updated.rowcount == 1
-
-    async def unfinished(self) -> list[Row]:
-        """Queued or running tasks, oldest first (the in-process queue reloads them on start)."""
-        async with connect(self._engine) as conn:
-            rows = await conn.execute(
-                select(tasks.c.id, tasks.c.priority)
-                .where(tasks.c.status.in_(("queued", "running")))
-                .order_by(tasks.c.created_at)
-            )
-            return list(rows.all())
 
 
 class _Record:

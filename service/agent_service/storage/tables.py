@@ -92,5 +92,8 @@ tasks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
+    # Migration 0002 (expand): NULL in rows the previous release wrote; see its docstring.
+    Column("queued_at", UTCDateTime),  # when it was last (re)queued; NULL: created_at
+    Column("lease_expires_at", UTCDateTime),  # a running task's lease, renewed by its worker
     UniqueConstraint("owner", "idempotency_key"),
 )
