@@ -24,9 +24,11 @@ from .core.models import create_backend
 from .core.queue import LocalTaskQueue, RedisTaskQueue
 from .core.ratelimit import RateLimiter
 from .core.redis import RedisGate, create_redis
+from .core.retention import build_purger, purging
 from .core.sessions import SessionService
 from .core.tasks import TaskExecutor, TaskService
 from .migrate import upgrade
+from .storage.chat import ChatRepository
 from .storage.db import create_engine
 from .storage.repositories import SessionRepository, TaskRepository
 from .storage.secrets import SecretCredentials
@@ -57,11 +59,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     model = state.model or create_backend(settings)
     metrics: Metrics = state.metrics
-    active = ActiveSessions(settings.max_concurrent_sessions, settings.session_idle_seconds)
+    active = ActiveSessions(
+        settings.max_concurrent_sessions, settings.session_idle_seconds, settings.session_quota
+    )
     metrics.track_sessions(active.count)
     cache = ResponseCache(settings.cache_ttl, metrics, redis)
     session_repo, task_repo = SessionRepository(engine), TaskRepository(engine)
-    lock_ttl = settings.model_timeout * (settings.model_max_retries + 1) + 30
     queue = RedisTaskQueue(redis.client) if redis else LocalTaskQueue()
 
     state.engine, state.redis, state.active, state.cache = engine, redis, active, cache
@@ -70,16 +73,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         session_repo, active, state.lifecycle, settings.agent_type, settings.pod_name
     )
     state.chat = ChatService(
-        session_repo,
+        ChatRepository(engine),
         model,
         cache,
-        SessionLocks(lock_ttl, redis),
+        SessionLocks(
+            settings.session_lock_lease_seconds, settings.session_lock_max_hold_seconds, redis
+        ),
         state.rate_limiter,
         active,
         settings.history_messages,
     )
     state.tasks = TaskService(task_repo, queue, metrics)
-    local_worker = None
+    local_worker = purger = None
     if isinstance(queue, LocalTaskQueue):
         executor = TaskExecutor(
             task_repo,
@@ -94,6 +99,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             queue, executor, settings.worker_concurrency, settings.shutdown_timeout_seconds
         )
         await local_worker.start()
+        # The API is its own worker here, so it runs the retention job too.
+        purger = build_purger(settings, engine)
     log.info(
         "agent service started",
         extra={
@@ -104,7 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         },
     )
     try:
-        yield
+        async with purging(purger):
+            yield
     finally:
         state.lifecycle.start_draining()
         if local_worker is not None:
@@ -155,5 +163,6 @@ def create_app(
         metrics=app.state.metrics,
         lifecycle=app.state.lifecycle,
         max_body=settings.max_request_bytes,
+        body_timeout=settings.request_body_timeout_seconds,
     )
     return app
