@@ -9,6 +9,7 @@ import asyncio
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -114,9 +115,20 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             self._proc.terminate()
             self._proc.wait(20)
         self._proc = None
+
+    def pause(self) -> None:
+        """A stall (SIGSTOP): connections stay open, commands wait in their sockets and run on
+        resume(), as after a long fork, a failover pause or a saturated node."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     def destroy(self) -> None:
         self.stop()
