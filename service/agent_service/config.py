@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     # request's headers (from its first byte) and its body (from the end of the headers).
     keep_alive_timeout_seconds: float = Field(65.0, gt=0, le=4000)
     request_header_timeout_seconds: float = Field(10.0, gt=0, le=300)
-    request_body_timeout_seconds: float = Field(15.0, gt=0, le=3600)
+    request_body_timeout_seconds: float = Field(10.0, gt=0, le=3600)
 
     shutdown_drain_seconds: float = Field(5.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, ge=0)
