@@ -113,6 +113,31 @@ async def test_several_workers_purging_at_once_share_the_work(
     assert await _left(pg_url) == ({kept}, 5)
 
 
+async def test_rows_another_worker_is_deleting_are_skipped_not_waited_for(
+    pg_url: str, engine: AsyncEngine
+) -> None:
+    busy = await _seed(pg_url, timedelta(days=40), 2)
+    emptied = await _seed(pg_url, timedelta(days=40), 0)
+    for _ in range(3):
+        await _seed(pg_url, timedelta(days=40), 2)
+    other_worker = await asyncpg.connect(libpq(pg_url))
+    try:
+        # Another worker, in the middle of its batches: `busy`'s messages, `emptied`'s row.
+        batch = other_worker.transaction()
+        await batch.start()
+        await other_worker.execute("SELECT 1 FROM messages WHERE session_id = $1 FOR UPDATE", busy)
+        await other_worker.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", emptied)
+        purger = SessionPurger(RetentionRepository(engine), DAY, 60, batch=100)
+        assert await asyncio.wait_for(purger.run_once(), 10) == (6, 3)
+        ids, count = await _left(pg_url)
+        assert ids == {busy, emptied}
+        assert count == 2
+        await batch.rollback()
+    finally:
+        await other_worker.close()
+    assert await purger.run_once() == (2, 2)
+
+
 def test_retention_zero_keeps_everything() -> None:
     engine = create_async_engine("sqlite+aiosqlite:///:memory:")
     assert build_purger(base_settings(session_retention_seconds=0), engine) is None
