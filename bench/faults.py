@@ -116,7 +116,9 @@ class PrivateRedis:
             client.close()
 
     def pause(self) -> None:
-        """SIGSTOP: a stall, not an outage; connections stay open and commands time out."""
+        """A stall (SIGSTOP), not an outage: connections stay open, commands wait in their
+        sockets (clients time out) and run on resume(), as after a long fork, a failover pause
+        or a saturated node."""
         if self._proc is not None:
             self._proc.send_signal(signal.SIGSTOP)
 

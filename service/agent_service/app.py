@@ -24,10 +24,12 @@ from .core.models import create_backend
 from .core.queue import LocalTaskQueue, RedisTaskQueue
 from .core.ratelimit import RateLimiter
 from .core.redis import RedisGate, create_redis
+from .core.retention import build_purger, purging
 from .core.sessions import SessionService
 from .core.tasks import TaskExecutor, TaskService
 from .local_worker import LocalWorker
 from .migrate import upgrade
+from .storage.chat import ChatRepository
 from .storage.db import create_engine
 from .storage.repositories import SessionRepository
 from .storage.secrets import SecretCredentials
@@ -58,12 +60,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     model = state.model or create_backend(settings)
     metrics: Metrics = state.metrics
-    active = ActiveSessions(settings.max_concurrent_sessions, settings.session_idle_seconds)
+    active = ActiveSessions(
+        settings.max_concurrent_sessions, settings.session_idle_seconds, settings.session_quota
+    )
     metrics.track_sessions(active.count)
     cache = ResponseCache(settings.cache_ttl, metrics, redis)
     session_repo = SessionRepository(engine)
     task_repo = TaskRepository(engine, lease_seconds=settings.task_reclaim_idle_seconds)
-    lock_ttl = settings.model_timeout * (settings.model_max_retries + 1) + 30
     queue = RedisTaskQueue(redis.client) if redis else LocalTaskQueue()
 
     state.engine, state.redis, state.active, state.cache = engine, redis, active, cache
@@ -72,16 +75,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         session_repo, active, state.lifecycle, settings.agent_type, settings.pod_name
     )
     state.chat = ChatService(
-        session_repo,
+        ChatRepository(engine),
         model,
         cache,
-        SessionLocks(lock_ttl, redis),
+        SessionLocks(
+            settings.session_lock_lease_seconds, settings.session_lock_max_hold_seconds, redis
+        ),
         state.rate_limiter,
         active,
         settings.history_messages,
     )
     state.tasks = TaskService(task_repo, queue, metrics)
-    local_worker = None
+    local_worker = purger = None
     if isinstance(queue, LocalTaskQueue):
         executor = TaskExecutor(
             task_repo,
@@ -96,6 +101,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             queue, executor, settings.worker_concurrency, settings.shutdown_timeout_seconds
         )
         await local_worker.start()
+        # The API is its own worker here, so it runs the retention job too.
+        purger = build_purger(settings, engine)
     log.info(
         "agent service started",
         extra={
@@ -106,7 +113,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         },
     )
     try:
-        yield
+        async with purging(purger):
+            yield
     finally:
         state.lifecycle.start_draining()
         if local_worker is not None:
@@ -157,5 +165,6 @@ def create_app(
         metrics=app.state.metrics,
         lifecycle=app.state.lifecycle,
         max_body=settings.max_request_bytes,
+        body_timeout=settings.request_body_timeout_seconds,
     )
     return app

@@ -42,7 +42,13 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on its pod IP
     agent_type: str = Field("conversational", min_length=1, max_length=64)
     max_concurrent_sessions: int = Field(100, ge=1, le=100_000)
+    # Unset: the whole cap with one key in API_KEYS, half of it (rounded up) with several.
+    max_sessions_per_key: int | None = Field(None, ge=1, le=100_000)
     session_idle_seconds: int = Field(1800, ge=1)
+    session_lock_lease_seconds: float = Field(10.0, ge=0.1, le=300)
+    # Ended sessions and their messages are deleted this long after they ended (0: never).
+    session_retention_seconds: int = Field(30 * 86_400, ge=0)
+    session_purge_interval_seconds: float = Field(600.0, gt=0)
 
     database_url: str | None = None
     sqlite_path: str = Field(default_factory=_default_sqlite_path)
@@ -95,6 +101,13 @@ class Settings(BaseSettings):
     worker_heartbeat_file: str = DEFAULT_HEARTBEAT_FILE
     # Written when the worker consumes; `python -m agent_service.readiness` is its readiness check.
     worker_ready_file: str = DEFAULT_READY_FILE
+
+    # HTTP connections: idle keep-alive (must stay above the load balancer's idle timeout, so
+    # the balancer, not the pod, closes idle connections) and the time a client has to send a
+    # request's headers (from its first byte) and its body (from the end of the headers).
+    keep_alive_timeout_seconds: float = Field(65.0, gt=0, le=4000)
+    request_header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    request_body_timeout_seconds: float = Field(10.0, gt=0, le=3600)
 
     shutdown_drain_seconds: float = Field(5.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, ge=0)
@@ -156,6 +169,21 @@ class Settings(BaseSettings):
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
     @property
+    def session_quota(self) -> int:
+        """Active sessions one API key may hold on this pod (MAX_SESSIONS_PER_KEY resolved)."""
+        if self.max_sessions_per_key is not None:
+            return self.max_sessions_per_key
+        if len(self.api_key_list) <= 1:
+            return self.max_concurrent_sessions
+        return -(-self.max_concurrent_sessions // 2)
+
+    @property
+    def session_lock_max_hold_seconds(self) -> float:
+        """The longest a chat can hold its session lock: every model attempt timing out, plus
+        30 s to store the reply. Lease renewal stops there even if a turn leaked."""
+        return self.model_timeout * (self.model_max_retries + 1) + 30
+
+    @property
     def embedded(self) -> bool:
         """True when no PostgreSQL is configured: the SQLite file is migrated on start."""
         return self.database_url is None and self.db_secret_arn is None
@@ -164,6 +192,12 @@ class Settings(BaseSettings):
         """Cross-field rules pydantic cannot express per field; raises ConfigError."""
         if self.db_secret_arn and not self.db_host:
             raise ConfigError("DB_HOST: required when DB_SECRET_ARN is set (the RDS endpoint)")
+        quota = self.max_sessions_per_key
+        if quota is not None and quota > self.max_concurrent_sessions:
+            raise ConfigError(
+                f"MAX_SESSIONS_PER_KEY={quota}: must be at most "
+                f"MAX_CONCURRENT_SESSIONS ({self.max_concurrent_sessions})"
+            )
         if self.model_backend == "openai" and not self.model_url:
             raise ConfigError(
                 "MODEL_URL: required when MODEL_BACKEND=openai "

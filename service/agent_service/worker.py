@@ -33,6 +33,7 @@ from .core.models import ModelBackend, create_backend
 from .core.queue import Entry, RedisTaskQueue, is_nogroup
 from .core.reconciler import Reconciler
 from .core.redis import REDIS_ERRORS, RedisGate, create_redis, describe
+from .core.retention import build_purger, purging
 from .core.tasks import TaskExecutor
 from .heartbeat import Heartbeat
 from .readiness import ConsumeState
@@ -270,7 +271,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     model = create_backend(settings)
     try:
         worker = build_worker(settings, engine, client, model, Metrics(), block_ms=block_ms)
-        await worker.run(stop)
+        # The retention job (core/retention.py) rides along with every worker.
+        async with purging(build_purger(settings, engine)):
+            await worker.run(stop)
     finally:
         await model.aclose()
         await client.aclose()

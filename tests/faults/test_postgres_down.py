@@ -1,17 +1,19 @@
 """PostgreSQL stopped mid-load: JSON 503s, never a 500, /ready 503 (liveness stays 200), and the
-service recovers by itself when the database returns."""
+service recovers by itself when the database returns; a reply streaming at the time ends with an
+`error` event."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from bench import storage
+from bench import stack, storage
 from bench.faults import PrivatePostgres, SteadyLoad
 
 from .conftest import API_KEY, AUTH, ServiceFactory, until
@@ -70,3 +72,67 @@ async def test_postgres_stopped_is_503_never_500_and_recovers(
         if outcome.status == 503:
             assert json.loads(outcome.body)["error"]["code"] == "database_unavailable"
     assert proc.alive()
+
+
+async def test_postgres_stopped_mid_stream_ends_the_stream_with_an_error_event(
+    start_service: ServiceFactory,
+    private_pg: PrivatePostgres,
+    private_database: str,
+    shared_redis: str,
+    tmp_path: Path,
+) -> None:
+    """The reply streams while PostgreSQL stops; storing it fails: the stream's last event is a
+    JSON `error` (database_unavailable), and nothing is logged or counted as a 500."""
+    model, model_url = stack.start_fake_model(tmp_path, latency_ms=100, token_rate=10, tokens=30)
+    proc, base = start_service(
+        private_database,
+        shared_redis,
+        DB_CONNECT_TIMEOUT="2",
+        MODEL_BACKEND="openai",
+        MODEL_URL=model_url,
+    )
+    events: list[tuple[str, dict]] = []
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as client:
+            sid = (await client.post("/v1/sessions", json={})).json()["id"]
+            async with client.stream(
+                "POST",
+                f"/v1/sessions/{sid}/messages",
+                json={"content": "a long answer please"},
+                headers={"Accept": "text/event-stream"},
+            ) as response:
+                assert response.status_code == 200
+                async for block in _sse_blocks(response):
+                    events.append(block)
+                    if len(events) == 1:
+                        await asyncio.to_thread(private_pg.stop)  # 3 s of tokens still to come
+            metrics = (await client.get("/metrics")).text
+    finally:
+        await asyncio.to_thread(private_pg.start)
+        model.stop()
+
+    names = [name for name, _ in events]
+    assert names[0] == "token"
+    assert names[-1] == "error", names
+    assert "done" not in names
+    assert events[-1][1]["error"]["code"] == "database_unavailable"
+    assert events[-1][1]["error"]["message"]
+    chat_route = 'route="/v1/sessions/{session_id}/messages"'
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("http_requests_total{") and chat_route in line
+    ]
+    assert len(counted) == 1 and 'status="200"' in counted[0], counted  # the stream's 200
+    assert '"unhandled error"' not in proc.output()
+    assert "Traceback" not in proc.output()
+
+
+async def _sse_blocks(response: httpx.Response) -> AsyncIterator[tuple[str, dict]]:
+    event = None
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event is not None:
+            yield event, json.loads(line.removeprefix("data: "))
+            event = None

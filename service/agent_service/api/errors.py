@@ -29,6 +29,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -140,10 +141,35 @@ def _connection_lost(exc: DBAPIError) -> bool:
     return False
 
 
+def _database_down(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot serve now (rather than a bad statement)."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return (
+            exc.connection_invalidated
+            or _sqlstate(exc)[:2] in _UNAVAILABLE_CLASSES
+            or _connection_lost(exc)
+        )
+    return isinstance(exc, asyncpg.PostgresError) and _sqlstate(exc)[:2] in _UNAVAILABLE_CLASSES
+
+
+def dependency_failure(exc: BaseException) -> tuple[str, str] | None:
+    """(code, message) of the 503 a dependency outage behind `exc` is answered with; None for
+    anything else. Also what a stream that already sent its headers ends with."""
+    if _database_down(exc):
+        return "database_unavailable", "the database is unavailable; retry"
+    if isinstance(exc, RedisError):
+        return "redis_unavailable", "redis is unavailable; retry"
+    if isinstance(exc, OSError):
+        return "dependency_unavailable", "a dependency is unreachable; retry"
+    return None
+
+
 async def _dbapi(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     sqlstate = _sqlstate(exc)
-    if exc.connection_invalidated or sqlstate[:2] in _UNAVAILABLE_CLASSES or _connection_lost(exc):
+    if _database_down(exc):
         return await _database(request, exc)
     if sqlstate.startswith("22"):
         # Class 22, data exception: a value the database cannot store came from the client.
@@ -157,7 +183,7 @@ async def _postgres(request: Request, exc: Exception) -> JSONResponse:
     sqlstate = _sqlstate(exc)
     if sqlstate.startswith("22"):
         return error_response(422, "invalid_value", "a value cannot be stored as given")
-    if sqlstate[:2] in _UNAVAILABLE_CLASSES:
+    if _database_down(exc):
         return await _database(request, exc)
     log.error("database error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")

@@ -1,8 +1,10 @@
-"""The request middleware (pure ASGI, one layer, cheap): request id, body-size limit, metrics,
-the JSON access line, and a last-resort 500 that never shows a traceback."""
+"""The request middleware (pure ASGI, one layer, cheap): request id, body-size and body-time
+limits, `Connection: close` while draining, metrics, the JSON access line, and a last-resort
+500 that never shows a traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -23,16 +25,24 @@ _INTERNAL = json.dumps({"error": {"code": "internal_error", "message": "internal
 _TOO_LARGE = json.dumps(
     {"error": {"code": "payload_too_large", "message": "request body too large"}}
 ).encode()
+_CLOSE = (b"connection", b"close")
 
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, lifecycle: Lifecycle, max_body: int
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        lifecycle: Lifecycle,
+        max_body: int,
+        body_timeout: float,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.max_body = max_body
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +67,12 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
+                headers = [*message.get("headers", ()), rid_header]
+                if self.lifecycle.draining:
+                    # Clients (and the load balancer) reconnect, to a pod that stays, instead
+                    # of reusing a connection this one is about to close.
+                    headers.append(_CLOSE)
+                message["headers"] = headers
             await send(message)
 
         async def send_plain(code: int, body: bytes) -> None:
@@ -74,15 +89,33 @@ class RequestMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         received = 0
+        body_deadline = asyncio.get_running_loop().time() + self.body_timeout
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                # Afterwards the app only waits for a disconnect (a stream): no deadline.
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                # A client that never finishes its body must not hold the request (and the
+                # shutdown) open; the rest of the body is unread, so the connection closes.
+                raise HTTPException(
+                    408,
+                    "request body not received within REQUEST_BODY_TIMEOUT_SECONDS",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     # FastAPI passes HTTPException through body parsing untouched.
-                    raise HTTPException(413, "request body too large")
+                    raise HTTPException(
+                        413, "request body too large", headers={"Connection": "close"}
+                    )
             return message
 
         try:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Row
+from starlette.types import Receive, Scope, Send
 
 from ..core.chat import ChatResult, ChatService, ChatTurn
 from ..core.errors import ServiceError
 from ..core.models import ModelError
-from ..storage.repositories import StoredMessage
+from ..storage.chat import StoredMessage
 from .deps import Chat, Owner, Sessions, UnlimitedOwner
-from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR
+from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR, dependency_failure
 from .render import dumps, json_response
 from .schemas import (
     MAX_MESSAGE_ID,
@@ -28,6 +31,7 @@ from .schemas import (
     SessionEnded,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=COMMON_ERRORS)
 NOT_FOUND = {404: {**ERROR, "description": "Unknown session"}}
 ID_ERRORS = {422: {**ERROR, "description": "Invalid id"}}
@@ -92,11 +96,26 @@ async def get_session(session_id: uuid.UUID, owner: Owner, sessions: Sessions) -
     responses={
         **NOT_FOUND,
         **ID_ERRORS,
+        204: {"description": "Purged (`purge=true`): the session and its messages are deleted"},
         409: {**ERROR, "description": "Session already ended"},
     },
-    summary="End a session (its history stays readable)",
+    summary="End a session (its history stays readable), or delete it with its history",
 )
-async def end_session(session_id: uuid.UUID, owner: Owner, sessions: Sessions) -> SessionEnded:
+async def end_session(
+    session_id: uuid.UUID,
+    owner: Owner,
+    sessions: Sessions,
+    purge: Annotated[
+        bool,
+        Query(
+            description="Delete the session and all its messages now, ended or not (204); "
+            "they cannot be read again."
+        ),
+    ] = False,
+) -> SessionEnded | Response:
+    if purge:
+        await sessions.purge(owner, session_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
     row = await sessions.end(owner, session_id)
     return SessionEnded(
         id=row.id,
@@ -111,7 +130,13 @@ def _sse(event: str, data: object) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
+def _error_event(code: str, message: str) -> bytes:
+    return _sse("error", {"error": {"code": code, "message": message}})
+
+
 async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[bytes]:
+    """The stream's events. Headers (200) are gone once it starts, so a failure travels as
+    its last event: an `error` with the code the JSON answer would have had."""
     try:
         async for item in chat.stream(turn):
             if isinstance(item, ChatResult):
@@ -119,8 +144,36 @@ async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[bytes]:
             else:
                 yield _sse("token", {"delta": item})
     except (ModelError, ServiceError) as exc:
-        # Headers are gone already; the error travels as the stream's last event.
-        yield _sse("error", {"error": {"code": exc.code, "message": str(exc)}})
+        yield _error_event(exc.code, str(exc))
+    except Exception as exc:
+        failure = dependency_failure(exc)
+        if failure is None:
+            # Unexpected: the client still learns the stream failed; the middleware logs it
+            # and counts a 500.
+            yield _error_event("internal_error", "internal error")
+            raise
+        log.warning("stream failed", extra={"code": failure[0], "error": type(exc).__name__})
+        yield _error_event(*failure)
+
+
+class TurnStream(StreamingResponse):
+    """An SSE response that frees the session whatever happens to the response (a client
+    gone before the first event never runs the generator's own cleanup)."""
+
+    def __init__(self, turn: ChatTurn, chat: ChatService) -> None:
+        super().__init__(
+            _events(turn, chat),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._turn, self._chat = turn, chat
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._chat.abandon(self._turn)
 
 
 @router.post(
@@ -149,11 +202,7 @@ async def send_message(
 ) -> Response:
     turn = await chat.begin(owner, session_id, body.content)
     if "text/event-stream" in request.headers.get("accept", ""):
-        return StreamingResponse(
-            _events(turn, chat),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return TurnStream(turn, chat)
     return json_response(reply_out(session_id, await chat.reply(turn), chat))
 
 

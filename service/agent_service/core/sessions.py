@@ -1,4 +1,5 @@
-"""Session lifecycle: create (within the per-pod cap), read, end, list messages."""
+"""Session lifecycle: create (within the per-pod cap and the key's quota), read, end, purge,
+list messages."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 from sqlalchemy import Row
 
 from ..storage.repositories import SessionRepository
-from .active import ActiveSessions
-from .errors import Conflict, NotFound, Unavailable
+from .active import ActiveSessions, Refusal
+from .errors import Conflict, NotFound, RateLimited, Unavailable
 from .lifecycle import Lifecycle
 
 CAPACITY_RETRY_AFTER = 10
@@ -37,11 +38,20 @@ class SessionService:
             )
         session_id = uuid.uuid4()
         # Reserve before the insert: no await between the check and the reservation.
-        if not self._active.try_reserve(session_id):
+        refused = self._active.try_reserve(session_id, owner)
+        if refused is Refusal.AT_CAPACITY:
             raise Unavailable(
                 f"this instance is at its limit of {self._active.cap} concurrent sessions",
                 code="at_capacity",
                 retry_after=CAPACITY_RETRY_AFTER,
+            )
+        if refused is Refusal.QUOTA:
+            raise RateLimited(
+                f"this API key already has {self._active.per_key} active sessions on this "
+                "instance (MAX_SESSIONS_PER_KEY); end one (DELETE /v1/sessions/{id}) or retry "
+                "later",
+                code=refused.value,
+                retry_after=max(self._active.seconds_until_free(owner), 1.0),
             )
         try:
             return await self._repo.create(
@@ -64,11 +74,18 @@ class SessionService:
 
     async def end(self, owner: str, session_id: uuid.UUID) -> Row:
         row = await self._repo.end(session_id, owner)
-        self._active.discard(session_id)
         if row is None:
-            await self.get(owner, session_id)  # 404 when unknown
+            await self.get(owner, session_id)  # 404 when unknown or another key's
+            self._active.discard(session_id)
             raise Conflict("session already ended", code="session_ended")
+        self._active.discard(session_id)
         return row
+
+    async def purge(self, owner: str, session_id: uuid.UUID) -> None:
+        """Delete the session and its messages (ended or not); 404 when unknown."""
+        if not await self._repo.purge(session_id, owner):
+            raise NotFound("session not found")
+        self._active.discard(session_id)
 
     async def messages(
         self, owner: str, session_id: uuid.UUID, after: int | None, limit: int

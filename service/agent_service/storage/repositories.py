@@ -1,4 +1,5 @@
-"""Repositories: every SQL statement of sessions and messages (tasks: task_repository.py).
+"""Repositories: the SQL statements of sessions and messages (the chat path's are in chat.py,
+tasks' in task_repository.py).
 
 Each statement commits on its own (autocommit): every write here is a single statement, so this
 is as atomic as a transaction and saves the BEGIN and COMMIT round trips on the hot path.
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import autocommit, connect, driver
+from .db import autocommit, connect
 from .tables import messages, sessions
 
 
@@ -22,7 +22,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# Computed, not stored: keeps storing a chat exchange to one INSERT.
+# Computed, not stored: keeps storing a chat exchange to one statement.
 _message_count = (
     select(func.count())
     .where(messages.c.session_id == sessions.c.id)
@@ -32,63 +32,12 @@ _message_count = (
 )
 
 
-# The chat path's statements, built once: constructing a statement per call costs more than
-# running it.
-_recent = (
-    select(messages.c.id)
-    .where(messages.c.session_id == bindparam("sid"))
-    .order_by(messages.c.id.desc())
-    .limit(bindparam("n"))
-    .scalar_subquery()
-)
-_LOAD_FOR_CHAT = (
-    select(sessions.c.ended_at, sessions.c.agent_type, messages.c.role, messages.c.content)
-    .select_from(
-        sessions.outerjoin(
-            messages, and_(messages.c.session_id == sessions.c.id, messages.c.id.in_(_recent))
-        )
-    )
-    .where(sessions.c.id == bindparam("sid"), sessions.c.owner == bindparam("owner"))
-    .order_by(messages.c.id)
-)
-_APPEND = insert(messages).returning(
-    messages.c.id,
-    messages.c.role,
-    messages.c.content,
-    messages.c.created_at,
-    sort_by_parameter_order=True,
-)
-
-# The same two statements as asyncpg runs them on PostgreSQL (see db.driver): compiled from
-# the statement above, and the two-row insert written out ($1 session, $2 user text, $3 reply).
-_PG_LOAD = _LOAD_FOR_CHAT.compile(dialect=postgresql_asyncpg.dialect())
-_PG_LOAD_SQL = _PG_LOAD.string
-_PG_LOAD_PARAMS = tuple(_PG_LOAD.positiontup or ())
-_PG_APPEND_SQL = (
-    "INSERT INTO messages (session_id, role, content, created_at) "
-    "VALUES ($1, 'user', $2, $4), ($1, 'assistant', $3, $4) "
-    "RETURNING id, role, content, created_at"
-)
-
-
-class ChatSession(NamedTuple):
-    ended_at: datetime | None
-    agent_type: str
-
-
-class StoredMessage(NamedTuple):
-    id: int
-    role: str
-    content: str
-    created_at: datetime
-
-
 class SessionRepository:
-    """Sessions and their messages, always scoped to the owning API key."""
+    """Sessions and their messages, always scoped to the owning API key (the chat path's
+    statements are in storage/chat.py)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = autocommit(engine)
-        self._pg = engine.dialect.name == "postgresql"
 
     async def create(
         self,
@@ -142,40 +91,13 @@ class SessionRepository:
             )
             return result.first()
 
-    async def load_for_chat(
-        self, session_id: uuid.UUID, owner: str, history: int
-    ) -> tuple[ChatSession | None, list[tuple[str, str]]]:
-        """The session and its last `history` messages as (role, content), oldest first, in
-        one statement."""
-        params = {"sid": session_id, "owner": owner, "n": history}
-        if self._pg:
-            async with driver(self._engine) as raw:
-                rows = await raw.fetch(_PG_LOAD_SQL, *(params[p] for p in _PG_LOAD_PARAMS))
-        else:
-            async with connect(self._engine) as conn:
-                rows = (await conn.execute(_LOAD_FOR_CHAT, params)).all()
-        if not rows:
-            return None, []
-        first = rows[0]
-        return ChatSession(first[0], first[1]), [(r[2], r[3]) for r in rows if r[2] is not None]
-
-    async def append_exchange(
-        self, session_id: uuid.UUID, user_content: str, reply: str
-    ) -> tuple[StoredMessage, StoredMessage]:
-        """Store the user's message and the reply in one statement; returns both."""
-        now = utcnow()
-        if self._pg:
-            async with driver(self._engine) as raw:
-                rows = await raw.fetch(_PG_APPEND_SQL, session_id, user_content, reply, now)
-        else:
-            values = [
-                {"session_id": session_id, "role": role, "content": text, "created_at": now}
-                for role, text in (("user", user_content), ("assistant", reply))
-            ]
-            async with connect(self._engine) as conn:
-                rows = (await conn.execute(_APPEND, values)).all()
-        stored = sorted((StoredMessage(*r) for r in rows), key=lambda m: m.id)
-        return stored[0], stored[1]
+    async def purge(self, session_id: uuid.UUID, owner: str) -> bool:
+        """Delete the session and (by cascade) its messages; False when unknown."""
+        async with connect(self._engine) as conn:
+            deleted = await conn.execute(
+                delete(sessions).where(sessions.c.id == session_id, sessions.c.owner == owner)
+            )
+            return deleted.rowcount == 1
 
     async def list_messages(
         self, session_id: uuid.UUID, owner: str, after: int | None, limit: int

@@ -19,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
 metadata = MetaData(
@@ -57,6 +58,15 @@ sessions = Table(
     Column("created_by", String(255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
+    # Exchanges stored so far: the fence a reply is stored against (storage/chat.py).
+    Column("turns", Integer, nullable=False, server_default="0"),
+    # The retention job's lookup of ended sessions; active ones are left out of the index.
+    Index(
+        None,
+        "ended_at",
+        postgresql_where=text("ended_at IS NOT NULL"),
+        sqlite_where=text("ended_at IS NOT NULL"),
+    ),
 )
 
 messages = Table(
