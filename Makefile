@@ -25,7 +25,7 @@ REDIS_PORT ?= 6390
 export PG_PORT REDIS_PORT
 SERVICES := bash scripts/local-services.sh
 
-.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke clean
+.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke image-redeploy clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -95,6 +95,9 @@ test-service: $(VENV)/.installed ## the service tests (real PostgreSQL and Redis
 
 image-smoke: ## build service/Dockerfile with buildah (no Docker engine), run it, curl it (root)
 	bash scripts/container-smoke.sh
+
+image-redeploy: $(VENV)/.installed ## one tree built 5 ways with buildah, each pushed as dev pushes to moto ECR (root)
+	bash scripts/image-redeploy-check.sh
 
 # Every scenario against one service process; prints the table and the capacity figures and
 # writes bench/results/<date>.json (~3 minutes). BENCH_ARGS: see `python -m bench --help`.
