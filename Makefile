@@ -17,14 +17,15 @@ OUT ?= out/$(STACK)
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi
 export PULUMI_BACKEND_URL
 
-# Loopback servers for the service tests (scripts/local-services.sh).
+# This checkout's loopback servers for the service tests (scripts/local-services.sh): on these
+# ports, or the next free ones when another checkout holds them. `run` hands the ports in use to
+# the command as TEST_DATABASE_URL / TEST_REDIS_URL and stops afterwards what it started.
 PG_PORT ?= 5433
 REDIS_PORT ?= 6390
 export PG_PORT REDIS_PORT
-export TEST_DATABASE_URL ?= postgresql+asyncpg://agent:agent@127.0.0.1:$(PG_PORT)/agent
-export TEST_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+SERVICES := bash scripts/local-services.sh
 
-.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke clean
+.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke image-redeploy clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,16 +73,16 @@ serve: $(VENV)/.installed ## the agent service on http://127.0.0.1:8000 (embedde
 	cd service && API_KEYS="$${API_KEYS:-dev-key}" HOST="$${HOST:-127.0.0.1}" \
 	  SQLITE_PATH="$${SQLITE_PATH:-$(CURDIR)/.local/agent.db}" ../$(PY) -m agent_service
 
-services: ## start loopback PostgreSQL and Redis for the tests
-	bash scripts/local-services.sh start
+services: ## start this checkout's loopback PostgreSQL and Redis (kept running; ports in .local/services.env)
+	$(SERVICES) start
 
-services-stop: ## stop the loopback PostgreSQL and Redis that `make services` started
-	bash scripts/local-services.sh stop
+services-stop: ## stop this checkout's loopback PostgreSQL and Redis (never another checkout's)
+	$(SERVICES) stop
 
 # --- checks ---------------------------------------------------------------------------------
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: setup services ## every test
-	$(PY) -m pytest
+test: setup ## every test (starts this checkout's PostgreSQL and Redis if needed, stops what it started)
+	$(SERVICES) run $(PY) -m pytest
 
 test-infra: setup ## the platform tests only (mocks, moto, manifests; no servers)
 	$(PY) -m pytest tests/infra
@@ -89,21 +90,25 @@ test-infra: setup ## the platform tests only (mocks, moto, manifests; no servers
 policy: $(VENV)/.installed ## the policy pack on every stack's graph and on broken graphs; workflow checks
 	$(PY) -m pytest tests/policy tests/ci
 
-test-service: $(VENV)/.installed services ## the service tests (real PostgreSQL and Redis, and SQLite)
-	$(PY) -m pytest tests/service
+test-service: $(VENV)/.installed ## the service tests (real PostgreSQL and Redis, and SQLite)
+	$(SERVICES) run $(PY) -m pytest tests/service
 
 image-smoke: ## build service/Dockerfile with buildah (no Docker engine), run it, curl it (root)
 	bash scripts/container-smoke.sh
 
+image-redeploy: $(VENV)/.installed ## one tree built 5 ways with buildah, each pushed as dev pushes to moto ECR (root)
+	bash scripts/image-redeploy-check.sh
+
 # Every scenario against one service process; prints the table and the capacity figures and
 # writes bench/results/<date>.json (~3 minutes). BENCH_ARGS: see `python -m bench --help`.
-bench: $(VENV)/.installed services ## load and capacity benchmarks (prints figures; fault tests run in make test)
-	$(PY) -m bench $(BENCH_ARGS)
+bench: $(VENV)/.installed ## load and capacity benchmarks (prints figures; fault tests run in make test)
+	$(SERVICES) run $(PY) -m bench $(BENCH_ARGS)
 
-lint: setup ## ruff, hadolint and the workflow schemas
+lint: setup ## ruff, hadolint, shellcheck and the workflow schemas
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint service/Dockerfile
+	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
 

@@ -164,9 +164,6 @@ def compose(cfg: StackConfig) -> Platform:
             settings=cfg.registry,
             force_delete=not cfg.deletion_protection,
             build_context=BUILD_CONTEXT if cfg.registry.build_image else None,
-            image_tag=content_tag(PROJECT_DIR / BUILD_CONTEXT)
-            if cfg.registry.build_image
-            else None,
         ),
         opts,
     )

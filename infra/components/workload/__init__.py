@@ -31,7 +31,10 @@ from infra.config import WorkloadConfig
 
 __all__ = ["Workload", "WorkloadArgs"]
 
-DB_SSLMODE = "require"  # TLS always (RDS forces it); the image carries no RDS CA bundle
+# TLS to RDS, its certificate checked against RDS's CAs and the endpoint's name; the image
+# carries the bundle (service/certs/README.md says where it comes from).
+DB_SSLMODE = "verify-full"
+DB_SSLROOTCERT = "/app/certs/rds-global-bundle.pem"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def service_environment(args: WorkloadArgs) -> dict[str, pulumi.Input[str]]:
         "DB_PORT": pulumi.Output.from_input(args.db_port).apply(str),
         "DB_NAME": args.db_name,
         "DB_SSLMODE": DB_SSLMODE,
+        "DB_SSLROOTCERT": DB_SSLROOTCERT,
         "AWS_REGION": args.region,
         "SHUTDOWN_DRAIN_SECONDS": str(contract.SHUTDOWN_DRAIN_SECONDS),
         "SHUTDOWN_TIMEOUT_SECONDS": str(contract.SHUTDOWN_TIMEOUT_SECONDS),

@@ -129,7 +129,7 @@ class RegistryConfig(Section, title="Registry and image"):
     build_image: Bool = key(
         "buildImage",
         default=True,
-        help="Build service/ and push it to ECR, tagged by content (needs a Docker/BuildKit "
+        help="Build service/ and push it to ECR by digest (needs a Docker/BuildKit "
         "builder where `pulumi up` runs).",
     )
 

@@ -4,6 +4,7 @@ embedded SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..config import Settings
+from ..config import VERIFYING_SSLMODES, ConfigError, Settings
 from .secrets import SecretCredentials
 
 
@@ -105,8 +106,24 @@ def _skip_closed(engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
+def db_ssl(settings: Settings) -> ssl.SSLContext | str:
+    """asyncpg's `ssl` for DB_SSLMODE.
+
+    verify-ca and verify-full get a context that trusts only the CAs in DB_SSLROOTCERT (not the
+    system's store, and not asyncpg's ~/.postgresql/root.crt lookup) and always encrypts;
+    verify-full also requires the certificate to name DB_HOST. Other modes pass through."""
+    if settings.db_sslmode not in VERIFYING_SSLMODES:
+        return settings.db_sslmode
+    if not settings.db_sslrootcert:
+        raise ConfigError(f"DB_SSLROOTCERT: required when DB_SSLMODE={settings.db_sslmode}")
+    context = ssl.create_default_context(cafile=settings.db_sslrootcert)
+    context.check_hostname = settings.db_sslmode == "verify-full"
+    return context
+
+
 def _secret_engine(settings: Settings, secrets: SecretCredentials) -> AsyncEngine:
     connect_args = _asyncpg_args(settings)
+    tls = db_ssl(settings)  # read the CA file once, not per connection
 
     async def connect() -> asyncpg.Connection:
         creds = await secrets.get()
@@ -118,7 +135,7 @@ def _secret_engine(settings: Settings, secrets: SecretCredentials) -> AsyncEngin
                 database=settings.db_name,
                 user=user,
                 password=password,
-                ssl=settings.db_sslmode,
+                ssl=tls,
                 **connect_args,
             )
 
