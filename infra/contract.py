@@ -23,5 +23,8 @@ TERMINATION_GRACE_PERIOD_SECONDS = 45
 SHUTDOWN_DRAIN_SECONDS = 5
 SHUTDOWN_TIMEOUT_SECONDS = 20
 METRICS_PATH = "/metrics"
+# Prometheus metrics are served on a port of their own (METRICS_PORT), named `metrics` on the
+# API and worker containers: the ALB and the Service reach only SERVICE_PORT.
+METRICS_PORT = 9090
 # The container's fixed numeric user and group (service/Dockerfile: USER 10001:10001).
 RUN_AS_USER = 10001
