@@ -25,7 +25,7 @@ REDIS_PORT ?= 6390
 export PG_PORT REDIS_PORT
 SERVICES := bash scripts/local-services.sh
 
-.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke image-redeploy clean
+.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke image-redeploy clean tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,25 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 	touch $@
 
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) ## create ./venv (program, service, test tools) and .venv-checkov
+
+# --- promtool and amtool: the Prometheus rule and alert manager checks (no PyPI wheel) --------
+# Debian bookworm's packages, fetched by apt and unpacked into .tools/ (no system install, no
+# service); tests/observability runs .tools/root/usr/bin/{promtool,amtool}.
+PROM_TOOLS := .tools
+# A fresh machine may have no apt lists yet: the download retries after `apt-get update`.
+PROM_DOWNLOAD := apt-get download -q prometheus=2.42.0+ds-5+deb12u1 prometheus-alertmanager=0.25.0-1+b4
+PROM_DEBS := prometheus_2.42.0+ds-5+deb12u1_amd64.deb prometheus-alertmanager_0.25.0-1+b4_amd64.deb
+$(PROM_TOOLS)/.installed-2.42.0-0.25.0:
+	rm -rf $(PROM_TOOLS) && mkdir -p $(PROM_TOOLS)/debs
+	cd $(PROM_TOOLS)/debs && { $(PROM_DOWNLOAD) || { apt-get update -qq && $(PROM_DOWNLOAD); }; }
+	cd $(PROM_TOOLS)/debs && printf '%s  %s\n' \
+	  81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55 prometheus_2.42.0+ds-5+deb12u1_amd64.deb \
+	  4fb9aed15cfe8e0c32408e643ab32a1e41ee87d2cc26f18aeba928b1b0b98ae7 prometheus-alertmanager_0.25.0-1+b4_amd64.deb \
+	  | sha256sum --check --quiet
+	for deb in $(PROM_DEBS); do dpkg -x $(PROM_TOOLS)/debs/$$deb $(PROM_TOOLS)/root; done
+	touch $@
+
+tools: $(PROM_TOOLS)/.installed-2.42.0-0.25.0 ## promtool and amtool (Debian packages, unpacked into .tools/) for the rule tests
 
 # --- the platform ---------------------------------------------------------------------------
 pulumi-stack: $(VENV)/.installed ## log in to PULUMI_BACKEND_URL and select (or create) STACK
@@ -81,7 +100,7 @@ services-stop: ## stop this checkout's loopback PostgreSQL and Redis (never anot
 
 # --- checks ---------------------------------------------------------------------------------
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: setup ## every test (starts this checkout's PostgreSQL and Redis if needed, stops what it started)
+test: setup tools ## every test (starts this checkout's PostgreSQL and Redis if needed, stops what it started)
 	$(SERVICES) run $(PY) -m pytest
 
 test-infra: setup ## the platform tests only (mocks, moto, manifests; no servers)
@@ -113,4 +132,4 @@ lint: setup ## ruff, hadolint, shellcheck and the workflow schemas
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
 
 clean: ## remove renders and tool caches
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache .tools

@@ -1,4 +1,4 @@
-"""Command line of the platform package: `python -m infra render|config-docs|verify`."""
+"""Command line of the platform package: `python -m infra render|config-docs|verify|cost`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     add_verify_arguments(
         commands.add_parser("verify", help="check that a deployed stack is up and serving")
     )
+    cost_cmd = commands.add_parser("cost", help="price a stack's resources (monthly, list prices)")
+    cost_cmd.add_argument("--stack", required=True, help="dev, staging, prod or pr-<n>")
+    cost_cmd.add_argument("--markdown", action="store_true", help="the README's table instead")
+    cost_cmd.add_argument(
+        "--project-dir", type=Path, default=Path(), help="where Pulumi.yaml is (default: .)"
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "cost":
+        return _cost(args)
 
     if args.command == "verify":
         from infra.ops.verify import VerifyError, options_from, verify
@@ -54,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary(graph))
     print(f"wrote {args.out / 'resources.json'} and {args.out / 'manifests'}/")
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from infra.ops.cost import CostError, estimate, load_prices, markdown_report, plan, text_report
+
+    prices = load_prices()
+    try:
+        priced = estimate(plan(args.stack, args.project_dir), prices)
+    except (ConfigError, StackFileError, CostError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_report(priced, prices) if args.markdown else text_report(priced, prices))
     return 0
 
 

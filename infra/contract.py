@@ -49,3 +49,6 @@ TERMINATION_GRACE_PERIOD_SECONDS = 45
 # kubelet's SIGKILL at TERMINATION_GRACE_PERIOD_SECONDS.
 SHUTDOWN_DRAIN_SECONDS = 5
 SHUTDOWN_TIMEOUT_SECONDS = 20
+# Prometheus metrics are served on a port of their own (METRICS_PORT), named `metrics` on the
+# API and worker containers: the ALB and the Service reach only SERVICE_PORT.
+METRICS_PORT = 9090

@@ -63,6 +63,18 @@ NAME_RULES: dict[str, NameRule] = {
     ),
     "aws:ec2/launchTemplate:LaunchTemplate": NameRule("name", 128),
     "aws:kms/alias:Alias": NameRule("name", 256, re.compile(r"^alias/[A-Za-z0-9/_-]+$")),
+    "aws:s3/bucket:Bucket": NameRule(
+        "bucket", 63, re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"), prefix_prop="bucketPrefix"
+    ),
+    "aws:sns/topic:Topic": NameRule("name", 256, _ALNUM_HYPHEN),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": NameRule("name", 255),
+    "aws:cloudwatch/dashboard:Dashboard": NameRule(
+        "dashboardName", 255, re.compile(r"^[A-Za-z0-9_-]+$")
+    ),
+    "aws:amp/workspace:Workspace": NameRule("alias", 100),
+    "aws:amp/ruleGroupNamespace:RuleGroupNamespace": NameRule(
+        "name", 64, re.compile(r"^[0-9A-Za-z][-.0-9A-Z_a-z]*$")
+    ),
 }
 
 # Not a name AWS stores under a resource type, but limited all the same.

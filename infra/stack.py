@@ -20,6 +20,15 @@ from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.database import Database, DatabaseArgs
 from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.network import Network, NetworkArgs
+from infra.components.observability import (
+    AlarmTargets,
+    Monitoring,
+    MonitoringArgs,
+    ScraperNetwork,
+    Sinks,
+    SinksArgs,
+)
+from infra.components.observability.buckets import ALB_LOG_PREFIX
 from infra.components.registry import Registry, RegistryArgs, content_tag
 from infra.components.workload import Workload, WorkloadArgs
 from infra.config import NAMESPACE, ConfigError, StackConfig, checks, load_config
@@ -46,6 +55,8 @@ class Platform:
     addons: Addons
     workload: Workload
     image: pulumi.Output[str]
+    sinks: Sinks
+    monitoring: Monitoring
 
 
 def aws_provider(cfg: StackConfig) -> aws.Provider:
@@ -83,7 +94,23 @@ def compose(cfg: StackConfig) -> Platform:
     opts = pulumi.ResourceOptions(provider=provider)
     zones = availability_zones(cfg, provider)
     identity = aws.get_caller_identity(opts=pulumi.InvokeOptions(provider=provider))
+    cluster_name = physical_name(cfg.name_prefix, limit=NAME_RULES["eks:index:Cluster"].limit)
 
+    # Where telemetry lands exists before what sends it (log groups, buckets, key, role).
+    sinks = Sinks(
+        "sinks",
+        SinksArgs(
+            settings=cfg.operations,
+            name_prefix=cfg.name_prefix,
+            cluster_name=cluster_name,
+            account_id=identity.account_id,
+            region=cfg.region,
+            partition=cfg.partition,
+            force_destroy=not cfg.deletion_protection,
+            key_deletion_days=30 if cfg.deletion_protection else 7,
+        ),
+        opts,
+    )
     network = Network(
         "network",
         NetworkArgs(
@@ -93,19 +120,21 @@ def compose(cfg: StackConfig) -> Platform:
             account_id=identity.account_id,
             partition=cfg.partition,
             region=cfg.region,
+            log_kms_key_arn=sinks.log_key_arn,
         ),
         opts,
     )
     cluster = Cluster(
         "cluster",
         ClusterArgs(
-            name=physical_name(cfg.name_prefix, limit=NAME_RULES["eks:index:Cluster"].limit),
+            name=cluster_name,
             settings=cfg.cluster,
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
             workload_security_group_id=network.workload_security_group_id,
             deletion_protection=cfg.deletion_protection,
             partition=cfg.partition,
+            log_kms_key_arn=sinks.log_key_arn,
         ),
         pulumi.ResourceOptions(providers={"aws": provider}),
     )
@@ -124,6 +153,8 @@ def compose(cfg: StackConfig) -> Platform:
             allowed_security_group_ids=clients,
             settings=cfg.database,
             deletion_protection=cfg.deletion_protection,
+            monitoring_interval=cfg.operations.db_monitoring_interval,
+            monitoring_role_arn=sinks.monitoring_role_arn,
         ),
         opts,
     )
@@ -150,6 +181,9 @@ def compose(cfg: StackConfig) -> Platform:
             settings=cfg.load_balancer,
             target_security_group_id=network.workload_security_group_id,
             deletion_protection=cfg.deletion_protection,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=sinks.access_log_bucket, prefix=ALB_LOG_PREFIX, enabled=True
+            ),
         ),
         opts,
     )
@@ -216,9 +250,42 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         both,
     )
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            settings=cfg.operations,
+            name_prefix=cfg.name_prefix,
+            account_id=identity.account_id,
+            region=cfg.region,
+            partition=cfg.partition,
+            sinks=sinks,
+            cluster_name=cluster.name,
+            namespace=workload.namespace,
+            network=ScraperNetwork(
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                workload_security_group_id=network.workload_security_group_id,
+                cluster_security_group_id=cluster.node_security_group_id,
+            ),
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            cluster_ready=cluster.ready,
+            alarm_targets=AlarmTargets(
+                load_balancer=load_balancer.arn_suffix,
+                target_group=load_balancer.target_group_arn_suffix,
+                db_instance=database.identifier,
+                cache_group=cache.replication_group_id,
+                cache_nodes=cfg.cache.nodes,
+                nat_gateways=network.nat_gateway_ids,
+            ),
+            web_acl_arn=load_balancer.web_acl_arn,
+            web_acl_name=load_balancer.web_acl_name,
+        ),
+        both,
+    )
     return Platform(
         cfg, provider, zones, network, cluster, database, cache, load_balancer, registry,
-        addons, workload, image,
+        addons, workload, image, sinks, monitoring,
     )  # fmt: skip
 
 
@@ -262,6 +329,12 @@ def outputs(platform: Platform) -> dict[str, Any]:
         "apiKeys": p.workload.api_keys,
         "dbInstanceIdentifier": p.database.identifier,
         "cacheReplicationGroupId": p.cache.replication_group_id,
+        "alertTopicArn": p.monitoring.topic_arn,
+        "prometheusWorkspaceArn": p.monitoring.workspace_arn,
+        "prometheusEndpoint": p.monitoring.workspace_endpoint,
+        "dashboardName": p.monitoring.dashboard_name,
+        "accessLogBucket": p.sinks.access_log_bucket,
+        "containerLogGroup": p.sinks.container_log_group.name,
     }
 
 

@@ -65,6 +65,7 @@ class ClusterArgs:
     workload_security_group_id: pulumi.Input[str]
     deletion_protection: bool
     partition: str
+    log_kms_key_arn: pulumi.Input[str] | None = None  # encrypts the control-plane log group
     node_labels: Mapping[str, str] = field(default_factory=lambda: {NODE_POOL_LABEL: NODE_POOL})
 
 
@@ -107,6 +108,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-control-plane-logs",
             name=f"/aws/eks/{args.name}/cluster",
             retention_in_days=args.settings.log_retention_days,
+            kms_key_id=args.log_kms_key_arn,
             opts=child,
         )
 

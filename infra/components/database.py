@@ -34,6 +34,8 @@ class DatabaseArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     allowed_security_group_ids: Sequence[pulumi.Input[str]]
     deletion_protection: bool
+    monitoring_interval: int = 0  # enhanced monitoring, seconds (0: off)
+    monitoring_role_arn: pulumi.Input[str] | None = None
     db_name: str = "agent"
     username: str = "agent"
     port: int = POSTGRES_PORT
@@ -126,6 +128,8 @@ class Database(pulumi.ComponentResource):
                 PERFORMANCE_INSIGHTS_RETENTION_DAYS if args.settings.performance_insights else None
             ),
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            monitoring_interval=args.monitoring_interval,
+            monitoring_role_arn=args.monitoring_role_arn,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
             apply_immediately=False,

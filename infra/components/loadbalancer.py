@@ -49,6 +49,7 @@ class LoadBalancerArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     target_security_group_id: pulumi.Input[str]
     deletion_protection: bool
+    access_logs: aws.lb.LoadBalancerAccessLogsArgs | None = None  # where the ALB logs requests
     target_port: int = contract.SERVICE_PORT
     health_check_path: str = contract.READY_PATH
     deregistration_delay: int = contract.DEREGISTRATION_DELAY_SECONDS
@@ -60,9 +61,12 @@ class LoadBalancer(pulumi.ComponentResource):
     dns_name: pulumi.Output[str]
     url: pulumi.Output[str]
     arn: pulumi.Output[str]
+    arn_suffix: pulumi.Output[str]  # CloudWatch's LoadBalancer dimension
     target_group_arn: pulumi.Output[str]
+    target_group_arn_suffix: pulumi.Output[str]  # CloudWatch's TargetGroup dimension
     security_group_id: pulumi.Output[str]
     web_acl_arn: pulumi.Output[str]
+    web_acl_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -121,6 +125,7 @@ class LoadBalancer(pulumi.ComponentResource):
             security_groups=[security_group.id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=args.deletion_protection,
+            access_logs=args.access_logs,
             tags=name_tag(args.name_prefix, "alb"),
             opts=child,
         )
@@ -185,9 +190,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.dns_name = alb.dns_name
         self.url = alb.dns_name.apply(lambda dns: f"{'https' if https else 'http'}://{dns}")
         self.arn = alb.arn
+        self.arn_suffix = alb.arn_suffix
         self.target_group_arn = target_group.arn
+        self.target_group_arn_suffix = target_group.arn_suffix
         self.security_group_id = security_group.id
         self.web_acl_arn = web_acl.arn
+        self.web_acl_name = web_acl.name
         self.register_outputs(
             {
                 "dnsName": self.dns_name,

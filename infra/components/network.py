@@ -61,6 +61,7 @@ class NetworkArgs:
     account_id: str
     partition: str
     region: str
+    log_kms_key_arn: pulumi.Input[str] | None = None  # encrypts the flow-log group
 
 
 class Network(pulumi.ComponentResource):
@@ -72,6 +73,7 @@ class Network(pulumi.ComponentResource):
     database_subnet_ids: list[pulumi.Output[str]]
     database_subnet_cidrs: list[str]  # for NetworkPolicies towards the data stores
     workload_security_group_id: pulumi.Output[str]
+    nat_gateway_ids: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agent-platform:infra:Network", name, None, opts)
@@ -204,6 +206,7 @@ class Network(pulumi.ComponentResource):
         self.database_subnet_ids = [s.id for s in database]
         self.database_subnet_cidrs = [plan.database for plan in plans]
         self.workload_security_group_id = workload_sg.id
+        self.nat_gateway_ids = [nat.id for nat in nats]
         self.register_outputs(
             {
                 "vpcId": self.vpc_id,
@@ -218,7 +221,10 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, child: pulumi.ResourceOptions
     ) -> None:
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs", retention_in_days=args.settings.flow_log_retention_days, opts=child
+            f"{name}-flow-logs",
+            retention_in_days=args.settings.flow_log_retention_days,
+            kms_key_id=args.log_kms_key_arn,
+            opts=child,
         )
         # Only this account's flow-log service may assume the role (confused-deputy guard).
         trust = {

@@ -24,11 +24,13 @@ from infra.config.sections import (
     DatabaseConfig,
     LoadBalancerConfig,
     NetworkConfig,
+    OperationsConfig,
     RegistryConfig,
     SecretsConfig,
     StackSettings,
     WorkloadConfig,
 )
+from infra.config.sections.operations import amp_workspace_region
 from infra.config.spec import ENVIRONMENTS, NAMESPACE, REVIEW_STACK, ConfigError, Key, Section
 
 
@@ -49,6 +51,7 @@ class StackConfig(BaseModel):
     cluster: ClusterConfig
     registry: RegistryConfig
     workload: WorkloadConfig
+    operations: OperationsConfig
     secrets: SecretsConfig
 
     @model_validator(mode="after")
@@ -59,6 +62,13 @@ class StackConfig(BaseModel):
                 "certificateArn",
                 f"{arn!r} is in another region; allowed: a certificate in aws:region "
                 f"({self.region})",
+            )
+        workspace = self.operations.prometheus_workspace_arn
+        if workspace and amp_workspace_region(workspace) != self.region:
+            raise broken(
+                "prometheusWorkspaceArn",
+                f"{workspace!r} is in another region; allowed: a workspace in aws:region "
+                f"({self.region}), where the scraper runs",
             )
         return self
 

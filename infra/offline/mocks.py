@@ -145,6 +145,12 @@ class PlatformMocks(pulumi_mocks.Mocks):
                 "registryId": ACCOUNT_ID,
                 "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{repo}",
             }
+        if typ == "aws:s3/bucket:Bucket":
+            # The provider appends 26 characters to a bucket_prefix; S3 ARNs have no region.
+            bucket = plain.get("bucket") or plain.get("bucketPrefix", f"{name}-") + _digest(
+                name, length=26
+            )
+            return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket}
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":
             return {"arn": self._arn(typ, f"launch-template/{ident}"), "latestVersion": 1}
         if typ == "docker-build:index:Image":

@@ -36,13 +36,14 @@ def render(stack: str, out: Path, root: Path | None = None) -> Graph:
         stack=stack,
         config=files.config,
         secret_keys=files.secret_keys,
-        logger=_quiet_logger(),
+        logger=quiet_logger(),
     )
     write(graph, out)
     return graph
 
 
-def _quiet_logger() -> logging.Logger:
+def quiet_logger() -> logging.Logger:
+    """A logger that swallows the engine's log (the render prints its own summary)."""
     # Pulumi's engine log would otherwise reach stderr through logging's last-resort handler.
     logger = logging.getLogger("infra.offline.render.engine")
     logger.propagate = False

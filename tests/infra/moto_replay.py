@@ -17,6 +17,8 @@ import boto3
 from infra.config import checks
 from infra.naming import NAME_RULES
 from infra.offline.mocking import Graph, RecordedResource
+from tests.infra import moto_replay_ops
+from tests.infra.moto_replay_ops import OpsReplay
 
 # Types with nothing to create in AWS (Kubernetes objects are validated against their schemas
 # and by checkov instead; the image is built by `pulumi up`).
@@ -30,7 +32,11 @@ SKIPPED = {
 }
 SKIPPED_PREFIXES = ("agent-platform:", "kubernetes:")  # components have no cloud state
 # AWS resources moto cannot create, and why.
-NOT_REPLAYED = {"aws:eks/addon:Addon": "moto has no EKS add-on API"}
+NOT_REPLAYED = {
+    "aws:eks/addon:Addon": "moto has no EKS add-on API",
+    "aws:amp/scraper:Scraper": "moto has no API for AMP's managed scrapers",
+    "aws:amp/alertManagerDefinition:AlertManagerDefinition": "moto has no AMP alert manager API",
+}
 # pulumi-eks components: replayed as the EKS cluster (with the security group EKS creates for
 # it) and the managed node group they stand for.
 EKS_COMPONENTS = ("eks:index:Cluster", "eks:index:ManagedNodeGroup")
@@ -72,6 +78,7 @@ ORDER = [
     "aws:lb/listener:Listener",
     "aws:wafv2/webAcl:WebAcl",
     "aws:wafv2/webAclAssociation:WebAclAssociation",
+    *moto_replay_ops.ORDER,
 ]
 
 
@@ -93,7 +100,7 @@ def waf_api_shape(value: Any) -> Any:
     return value
 
 
-class Replay:
+class Replay(OpsReplay):
     """Creates a graph's AWS resources in moto; `refs` maps mock values to moto's."""
 
     def __init__(self, endpoint: str, region: str):
@@ -116,8 +123,14 @@ class Replay:
         self.kms = client("kms")
         self.ecr = client("ecr")
         self.eks = client("eks")
+        self.s3 = client("s3")
+        self.sns = client("sns")
+        self.cloudwatch = client("cloudwatch")
+        self.amp = client("amp")
         self.refs: dict[str, str] = {}
         self.created: list[tuple[str, str]] = []
+        # Rules on or to the security group EKS creates wait for the cluster's replay.
+        self.waiting_for_eks: list[RecordedResource] = []
 
     # --- helpers ------------------------------------------------------------------------------
     def ref(self, value: str) -> str:
@@ -295,13 +308,24 @@ class Replay:
             permission["UserIdGroupPairs"] = [{"GroupId": group}]
         return permission
 
+    def _waits_for_eks(self, r) -> bool:
+        groups = (r.inputs.get("securityGroupId"), r.inputs.get("referencedSecurityGroupId"))
+        if any(isinstance(g, str) and g.startswith("sg-") and g not in self.refs for g in groups):
+            self.waiting_for_eks.append(r)
+            return True
+        return False
+
     def _vpc_SecurityGroupIngressRule(self, r):
+        if self._waits_for_eks(r):
+            return
         result = self.ec2.authorize_security_group_ingress(
             GroupId=self.ref(r.get("securityGroupId")), IpPermissions=[self._permission(r)]
         )
         self.remember(r, result["SecurityGroupRules"][0]["SecurityGroupRuleId"])
 
     def _vpc_SecurityGroupEgressRule(self, r):
+        if self._waits_for_eks(r):
+            return
         result = self.ec2.authorize_security_group_egress(
             GroupId=self.ref(r.get("securityGroupId")), IpPermissions=[self._permission(r)]
         )
@@ -424,6 +448,9 @@ class Replay:
         self.refs[r.outputs["clusterSecurityGroupId"]] = group
         self.refs[r.urn] = cluster["name"]  # components are referenced by URN
         self.remember(r, cluster["name"])
+        waiting, self.waiting_for_eks = self.waiting_for_eks, []
+        for rule in waiting:
+            self._handler(rule.type)(rule)
 
     def _ec2_LaunchTemplate(self, r):
         options = r.get("metadataOptions")

@@ -79,17 +79,18 @@ def test_irsa_has_an_oidc_provider(graph):
 
 
 def test_kubernetes_secrets_are_envelope_encrypted_with_a_rotating_key(graph):
-    key = graph.one("aws:kms/key:Key")
+    key = graph.one("aws:kms/key:Key", "cluster-secrets-key")
     assert graph.one(CLUSTER).get("encryptionConfigKeyArn") == key.outputs["arn"]
     assert key.get("enableKeyRotation") is True
-    alias = graph.one("aws:kms/alias:Alias")
+    alias = graph.one("aws:kms/alias:Alias", "cluster-secrets-key")
     assert alias.get("targetKeyId") == key.outputs["keyId"]
     assert alias.get("name") == f"alias/agent-platform-{graph.stack}-eks-secrets"
 
 
 @pytest.mark.parametrize(("stack", "days"), [("dev", 7), ("prod", 30)])
 def test_the_key_deletion_window_is_longest_where_deletion_is_protected(stack, days):
-    assert graph_of(stack).one("aws:kms/key:Key").get("deletionWindowInDays") == days
+    key = graph_of(stack).one("aws:kms/key:Key", "cluster-secrets-key")
+    assert key.get("deletionWindowInDays") == days
 
 
 def test_control_plane_logs_api_audit_authenticator_expire(graph):

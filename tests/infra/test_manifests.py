@@ -36,6 +36,7 @@ EXPECTED = {
     "agent_networkpolicy_default-deny.yaml",
     "agent_networkpolicy_allow-dns.yaml",
     "agent_networkpolicy_api-ingress.yaml",
+    "agent_networkpolicy_metrics-ingress.yaml",
     "agent_networkpolicy_app-egress.yaml",
     "agent_networkpolicy_migrate-egress.yaml",
 }

@@ -54,7 +54,11 @@ def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, stack):
     assert sorted(replay.created) == sorted((r.type, r.name) for r in expected)
     assert {r.type for r in graph.resources if r.type.startswith("aws:")} - {
         r.type for r in expected
-    } == {"aws:eks/addon:Addon"}
+    } == {
+        "aws:eks/addon:Addon",
+        "aws:amp/scraper:Scraper",
+        "aws:amp/alertManagerDefinition:AlertManagerDefinition",
+    }
 
     vpc_id = replay.ref(graph.outputs["vpcId"])
     subnets = replay.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])

@@ -85,11 +85,22 @@ def test_the_alb_admits_80_and_443_from_each_configured_range_with_a_certificate
     }
 
 
-def test_the_workload_group_admits_only_the_alb_on_the_service_port(graph):
-    alb = sg_id(graph, "ingress")
-    (rule,) = rules_into(graph, graph.outputs["workloadSecurityGroupId"])
-    assert rule.get("referencedSecurityGroupId") == alb
-    assert (rule.get("fromPort"), rule.get("toPort")) == (8000, 8000)
+def test_the_workload_group_admits_only_the_alb_on_the_service_port_and_the_scraper(graph):
+    alb, scraper = sg_id(graph, "ingress"), sg_id(graph, "monitoring-scraper")
+    rules = rules_into(graph, graph.outputs["workloadSecurityGroupId"])
+    assert {
+        (
+            r.get("referencedSecurityGroupId"),
+            r.get("ipProtocol"),
+            r.get("fromPort"),
+            r.get("toPort"),
+        )
+        for r in rules
+    } == {
+        (alb, "tcp", 8000, 8000),
+        (scraper, "tcp", 9090, 9090),  # the service's metrics port
+        (scraper, "tcp", 8080, 8080),  # kube-state-metrics
+    }
 
 
 def test_no_other_ingress_exists(graph):
@@ -98,16 +109,28 @@ def test_no_other_ingress_exists(graph):
         sg_id(graph, "database"),
         sg_id(graph, "cache"),
         graph.outputs["workloadSecurityGroupId"],
+        graph.outputs["nodeSecurityGroupId"],  # the Kubernetes API, from the scraper only
     }
     assert {r.get("securityGroupId") for r in graph.of_type(INGRESS)} == owners
-    assert len(graph.of_type(INGRESS)) == 4
+    assert len(graph.of_type(INGRESS)) == 7
+    (to_api,) = rules_into(graph, graph.outputs["nodeSecurityGroupId"])
+    assert to_api.get("referencedSecurityGroupId") == sg_id(graph, "monitoring-scraper")
+    assert (to_api.get("fromPort"), to_api.get("toPort")) == (443, 443)
 
 
 def test_the_alb_egress_goes_only_to_the_workload_on_the_service_port(graph):
-    (rule,) = graph.of_type(EGRESS)
-    assert rule.get("securityGroupId") == sg_id(graph, "ingress")
-    assert rule.get("referencedSecurityGroupId") == graph.outputs["workloadSecurityGroupId"]
-    assert (rule.get("fromPort"), rule.get("toPort")) == (8000, 8000)
+    workload, api = graph.outputs["workloadSecurityGroupId"], graph.outputs["nodeSecurityGroupId"]
+    alb, scraper = sg_id(graph, "ingress"), sg_id(graph, "monitoring-scraper")
+    assert {
+        (r.get("securityGroupId"), r.get("referencedSecurityGroupId"), r.get("fromPort"),
+         r.get("toPort"))
+        for r in graph.of_type(EGRESS)
+    } == {
+        (alb, workload, 8000, 8000),
+        (scraper, workload, 9090, 9090),
+        (scraper, workload, 8080, 8080),
+        (scraper, api, 443, 443),
+    }  # fmt: skip
     for group in graph.of_type(SG):
         assert group.get("egress", []) == []
 
@@ -173,7 +196,7 @@ def test_the_data_stores_and_the_alb_reach_pods_through_a_group_the_nodes_carry(
         (rule,) = rules_into(graph, sg_id(graph, component))
         assert rule.get("referencedSecurityGroupId") in carried, component
         assert rule.get("fromPort") == port
-    (to_pods,) = rules_into(graph, workload)
+    (to_pods,) = [r for r in rules_into(graph, workload) if r.get("fromPort") == 8000]
     assert to_pods.get("referencedSecurityGroupId") == sg_id(graph, "ingress")
     assert to_pods.get("fromPort") == to_pods.get("toPort") == 8000
 

@@ -106,6 +106,7 @@ def test_the_config_map_carries_the_service_contract(prod):
     data = prod.one(CONFIG).get("data")
     assert data == {
         "PORT": "8000",
+        "METRICS_PORT": "9090",
         "AGENT_TYPE": "conversational",
         "MAX_CONCURRENT_SESSIONS": "100",
         "MODEL_BACKEND": "local",
@@ -255,7 +256,10 @@ def test_resources_follow_the_config(graph):
 def test_the_api_serves_8000_with_startup_liveness_and_readiness_probes(graph):
     (container,) = pod(graph, "agent-api")["containers"]
     assert container["command"] == ["python", "-m", "agent_service"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     health = {"path": "/health", "port": "http", "scheme": "HTTP"}
     assert container["startupProbe"] == {
         "httpGet": health, "periodSeconds": 5, "failureThreshold": 24, "timeoutSeconds": 2,
@@ -286,10 +290,10 @@ def test_shutdown_drains_before_the_kubelet_kills(graph):
     assert pod(graph, "agent-worker")["terminationGracePeriodSeconds"] == grace
 
 
-def test_the_worker_runs_the_worker_command_without_a_port(graph):
+def test_the_worker_runs_the_worker_command_serving_only_its_metrics_port(graph):
     (container,) = pod(graph, "agent-worker")["containers"]
     assert container["command"] == ["python", "-m", "agent_service.worker"]
-    assert "ports" not in container
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
 
 
 def test_the_worker_is_ready_while_it_consumes_its_queue(graph):
@@ -422,7 +426,8 @@ def policy(graph: Graph, name: str) -> dict:
 
 def test_everything_is_denied_unless_a_policy_opens_it(graph):
     assert {p.get("metadata.name") for p in graph.of_type(NETPOL)} == {
-        "default-deny", "allow-dns", "api-ingress", "app-egress", "migrate-egress",
+        "default-deny", "allow-dns", "api-ingress", "metrics-ingress", "app-egress",
+        "migrate-egress",
     }  # fmt: skip
     assert policy(graph, "default-deny") == {
         "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
@@ -431,7 +436,7 @@ def test_everything_is_denied_unless_a_policy_opens_it(graph):
 
 def test_only_the_api_accepts_traffic_on_8000_from_inside_the_vpc(graph):
     ingress = [p for p in graph.of_type(NETPOL) if p.get("spec").get("ingress")]
-    assert [p.get("metadata.name") for p in ingress] == ["api-ingress"]
+    assert sorted(p.get("metadata.name") for p in ingress) == ["api-ingress", "metrics-ingress"]
     spec = policy(graph, "api-ingress")
     assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
     assert spec["ingress"] == [

@@ -83,6 +83,7 @@ def service_environment(args: WorkloadArgs) -> dict[str, pulumi.Input[str]]:
     """Non-secret environment of every container (the ConfigMap)."""
     return {
         "PORT": str(contract.SERVICE_PORT),
+        "METRICS_PORT": str(contract.METRICS_PORT),
         "DB_SECRET_ARN": args.db_secret_arn,
         "DB_HOST": args.db_host,
         "DB_PORT": pulumi.Output.from_input(args.db_port).apply(str),

@@ -2,6 +2,7 @@
 
 Everything is denied, then opened by name: DNS to CoreDNS for every pod; the API accepts 8000
 from inside the VPC (the ALB sends to pod IPs; kubelet probes come from node IPs); API and worker
+serve their metrics port to the VPC (Prometheus's managed scraper; security groups narrow it) and
 reach PostgreSQL and Redis in the database subnets and HTTPS anywhere (STS, Secrets Manager,
 model endpoints) except the instance metadata service; the migration Job reaches only
 PostgreSQL and HTTPS.
@@ -78,6 +79,14 @@ def policies(vpc_cidr: str, database_cidrs: Sequence[str]) -> dict[str, dict[str
                     "from": [{"ipBlock": {"cidr": vpc_cidr}}],
                     "ports": _ports(contract.SERVICE_PORT),
                 }
+            ],
+        },
+        # Prometheus's managed scraper runs outside the cluster, on ENIs in the VPC.
+        "metrics-ingress": {
+            "podSelector": _components("api", "worker"),
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": _ports(contract.METRICS_PORT)}
             ],
         },
         "app-egress": {

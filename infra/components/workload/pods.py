@@ -115,6 +115,14 @@ def container(
     }
 
 
+# Prometheus scrapes both API and worker here; neither the Service nor the ALB reaches it.
+METRICS_CONTAINER_PORT = {
+    "name": "metrics",
+    "containerPort": contract.METRICS_PORT,
+    "protocol": "TCP",
+}
+
+
 def api_container_extras() -> dict[str, Any]:
     """Port, probes and the preStop drain of the API container."""
 
@@ -122,7 +130,10 @@ def api_container_extras() -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "http", "scheme": "HTTP"}}
 
     return {
-        "ports": [{"name": "http", "containerPort": contract.SERVICE_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": contract.SERVICE_PORT, "protocol": "TCP"},
+            METRICS_CONTAINER_PORT,
+        ],
         "startupProbe": {**http_get(contract.HEALTH_PATH), **STARTUP_PROBE},
         "livenessProbe": {**http_get(contract.HEALTH_PATH), **LIVENESS_PROBE},
         "readinessProbe": {**http_get(contract.READY_PATH), **READINESS_PROBE},
@@ -132,9 +143,10 @@ def api_container_extras() -> dict[str, Any]:
     }
 
 
-# The worker serves no port. Readiness asks whether it consumes its queue (the service's
-# readiness module reads what the loop last read and the error it last met), so a rollout keeps
-# the old workers until the new ones consume. Liveness asks whether its loop still turns: the
+# The worker serves only its metrics port. Readiness asks whether it consumes its queue (the
+# service's readiness module reads what the loop last read and the error it last met), so a
+# rollout keeps the old workers until the new ones consume. Liveness asks whether its loop still
+# turns: the
 # loop touches a heartbeat file under /tmp (also while Redis is down, so a Redis failover never
 # restarts workers), and a loop that hangs is restarted within ~2 minutes.
 WORKER_READINESS_PROBE = {
@@ -146,8 +158,9 @@ WORKER_LIVENESS_PROBE = {
 
 
 def worker_container_extras() -> dict[str, Any]:
-    """Queue-reachability readiness and heartbeat liveness of the worker container."""
+    """Metrics port, queue-reachability readiness and heartbeat liveness of the worker."""
     return {
+        "ports": [METRICS_CONTAINER_PORT],
         "readinessProbe": {
             "exec": {"command": list(contract.COMMANDS["worker_readiness"])},
             **WORKER_READINESS_PROBE,

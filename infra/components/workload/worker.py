@@ -1,5 +1,6 @@
-"""The worker: Deployment, autoscaling and disruption budget. It serves no port: readiness asks
-whether it can consume its queue, liveness whether its loop still turns (see pods.py)."""
+"""The worker: Deployment, autoscaling and disruption budget. It serves only its metrics port:
+readiness asks whether it can consume its queue, liveness whether its loop still turns
+(see pods.py)."""
 
 from __future__ import annotations
 

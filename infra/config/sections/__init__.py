@@ -9,6 +9,7 @@ lists the sections in the order of the docs.
 from infra.config.sections.cluster import NODE_GROUP_MAX_SIZE, ClusterConfig, RegistryConfig
 from infra.config.sections.data import CACHE_ENGINES, CacheConfig, DatabaseConfig
 from infra.config.sections.edge import LoadBalancerConfig
+from infra.config.sections.operations import OperationsConfig
 from infra.config.sections.stack import NetworkConfig, StackSettings
 from infra.config.sections.workload import SecretsConfig, WorkloadConfig
 
@@ -20,6 +21,7 @@ __all__ = [
     "DatabaseConfig",
     "LoadBalancerConfig",
     "NetworkConfig",
+    "OperationsConfig",
     "RegistryConfig",
     "SecretsConfig",
     "StackSettings",
