@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pod-start", type=float, default=Options.pod_start_s, help="seconds")
     parser.add_argument("--node-start", type=float, default=Options.node_start_s, help="seconds")
-    parser.add_argument("--rows", type=int, default=24, help="timeline rows printed")
+    parser.add_argument("--rows", type=int, default=24, help="timeline rows printed (0: none)")
     parser.add_argument("--out", type=Path, help="the PNG")
     args = parser.parse_args(argv)
     try:

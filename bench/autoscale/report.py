@@ -47,17 +47,16 @@ def text(result: Result, rows: int = 24) -> str:
         f"node start {result.options.node_start_s:g} s",
         *setup.api.autoscaler.describe(),
         *setup.worker.autoscaler.describe(),
-        "",
-        "  ".join(title.rjust(len(fmt.format(0))) for _, title, fmt in _TABLE),
     ]
-    count = len(result.rows["t"])
-    every = max(1, count // rows)
-    for index in [*range(0, count, every), count - 1]:
-        cells = []
-        for key, _, fmt in _TABLE:
-            value = result.rows[key][index]
-            cells.append(fmt.format(clock(value)) if key == "t" else fmt.format(value))
-        lines.append("  ".join(cells))
+    if rows > 0:
+        lines += ["", "  ".join(title.rjust(len(fmt.format(0))) for _, title, fmt in _TABLE)]
+        count = len(result.rows["t"])
+        for index in [*range(0, count, max(1, count // rows)), count - 1]:
+            cells = []
+            for key, _, fmt in _TABLE:
+                value = result.rows[key][index]
+                cells.append(fmt.format(clock(value)) if key == "t" else fmt.format(value))
+            lines.append("  ".join(cells))
     lines.append("")
     summary = result.summary()
     lines += [

@@ -68,7 +68,7 @@ def api_step(load: Load, ready: int, settings: ApiSettings, figures: PodFigures)
     in_flight = admitted * response
     return ApiState(
         served_per_s=admitted * ready,
-        refused_per_s=max(0.0, load.chats_per_s - admitted * ready),
+        refused_per_s=(per_pod - admitted) * ready if admitted < per_pod else 0.0,
         latency_s=response,
         in_flight_per_pod=in_flight,
         cpu_per_pod=admitted * figures.chat_cpu_s,
