@@ -14,9 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from infra.config import ConfigError
+from infra.offline.stackfiles import StackFileError
+
 from . import profiles, rendered, report
 from .figures import PodFigures, newest_results
-from .scaling import NotModelled
 from .sim import Options, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         profile = profiles.load(args.profile)
         figures = PodFigures.from_results(args.bench_results or newest_results())
-        render = args.render or rendered.render_stack(args.stack, ROOT)
-        setup = rendered.load(render, args.overlay)
-    except (ValueError, NotModelled, FileNotFoundError) as error:
+        if args.render:
+            setup = rendered.load(args.render, args.overlay)
+        else:
+            setup = rendered.render_stack(args.stack, ROOT, args.overlay)
+    except (ValueError, FileNotFoundError, ConfigError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if setup.stack != args.stack:
-        print(f"error: {render} is a render of {setup.stack}, not {args.stack}", file=sys.stderr)
+        message = f"{args.render} is a render of {setup.stack}, not {args.stack}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     result = run(
         setup, profile, figures, Options(pod_start_s=args.pod_start, node_start_s=args.node_start)

@@ -141,10 +141,10 @@ def _node_group(document: dict[str, Any], region: str) -> NodeGroup:
     )
 
 
-def render_stack(stack: str, root: Path) -> Path:
-    """Render `stack` offline into a temporary folder (as `python -m infra render` does)."""
+def render_stack(stack: str, root: Path, overlay: Path | None = None) -> Setup:
+    """Render `stack` offline (as `python -m infra render` does) and read its setup."""
     from infra.offline.render import render
 
-    out = Path(tempfile.mkdtemp(prefix=f"autoscale-{stack}-"))
-    render(stack, out, root)
-    return out
+    with tempfile.TemporaryDirectory(prefix=f"autoscale-{stack}-") as out:
+        render(stack, Path(out), root)
+        return load(Path(out), overlay)

@@ -166,6 +166,9 @@ def test_bad_input_is_one_clear_line(render, capsys):
     code = cli.main(["--stack", "dev", "--profile", "steady", "--render", str(render)])
     assert code == 2
     assert "is a render of prod, not dev" in capsys.readouterr().err
+    code = cli.main(["--stack", "foo", "--profile", "steady"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: Pulumi.foo.yaml: not found; stacks are dev")
 
 
 def test_keda_scales_an_idle_worker_to_zero_and_wakes_it(render, figures, tmp_path):
