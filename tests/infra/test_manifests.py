@@ -13,11 +13,10 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from infra.config import KEYS_BY_NAME
+from infra.offline import crds
 from infra.offline.render import write
 from tests.infra.pulumi_harness import ROOT, graph_of
 
-# Custom resources have no schema in kubernetes-validate; allowed by apiVersion and kind only.
-KNOWN_CRDS = {("elbv2.k8s.aws/v1beta1", "TargetGroupBinding")}
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 EXPECTED = {
     "cluster_namespace_agent.yaml",
@@ -40,6 +39,11 @@ EXPECTED = {
     "agent_networkpolicy_app-egress.yaml",
     "agent_networkpolicy_migrate-egress.yaml",
 }
+# Manifests kubernetes-validate has no schema for, and the vendored CRDs (infra/components/crds/)
+# that validate them instead.
+CUSTOM_RESOURCES = {
+    "agent_targetgroupbinding_agent-api.yaml": "aws-load-balancer-controller-3.5.0",
+}
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -58,18 +62,47 @@ def test_the_render_writes_every_object_of_the_workload(manifests):
     assert set(load(directory)) == EXPECTED
 
 
+def validate_strictly(obj: dict, version: str) -> str:
+    """Built-in kinds with kubernetes-validate, custom resources against the vendored CRDs.
+
+    Returns which validated it; a custom resource whose CRD is not vendored raises
+    CrdNotVendored, and one whose CRD has a rule that cannot run here fails too.
+    """
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+        return "kubernetes"
+    except SchemaNotFoundError:
+        report = crds.validate(obj)
+        assert report.errors == [], f"{obj['kind']}/{obj['metadata']['name']}: {report.errors}"
+        assert report.unchecked == [], f"rules that could not run: {report.unchecked}"
+        return crds.crd_for(obj["apiVersion"], obj["kind"]).source
+
+
 def test_every_manifest_validates_strictly_at_the_clusters_version(manifests):
     stack, directory = manifests
     version = KEYS_BY_NAME["kubernetesVersion"].default(stack)
     assert graph_of(stack).one("eks:index:Cluster").get("version") == version
-    validated = 0
-    for name, obj in load(directory).items():
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-            validated += 1
-        except SchemaNotFoundError:
-            assert (obj["apiVersion"], obj["kind"]) in KNOWN_CRDS, f"{name}: no schema"
-    assert validated == len(EXPECTED) - 1
+    by = {name: validate_strictly(obj, version) for name, obj in load(directory).items()}
+    assert by == {name: CUSTOM_RESOURCES.get(name, "kubernetes") for name in EXPECTED}
+
+
+def test_a_custom_resource_is_checked_against_its_crd(manifests):
+    _, directory = manifests
+    binding = load(directory)["agent_targetgroupbinding_agent-api.yaml"]
+    binding["spec"]["targetType"] = "pod"
+    with pytest.raises(AssertionError, match="'pod' is not one of \\['instance', 'ip'\\]"):
+        validate_strictly(binding, "1.36")
+
+
+def test_a_custom_resource_without_a_vendored_crd_fails():
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "agent-api", "namespace": "agent"},
+        "spec": {"endpoints": [{"port": "http"}]},
+    }
+    with pytest.raises(crds.CrdNotVendored, match=r"monitoring\.coreos\.com/v1 ServiceMonitor"):
+        validate_strictly(monitor, "1.36")
 
 
 def test_a_typo_fails_strict_validation(manifests):

@@ -1,0 +1,150 @@
+"""The scaling configuration of a stack, read from its offline render (`python -m infra render`):
+`manifests/` for the Deployments, their HPAs or ScaledObjects and the service's ConfigMap, and
+`resources.json` for the managed node group (instance type, sizes) and the region.
+
+A ScaledObject replaces the HPA of the same Deployment (KEDA adopts it), whether both are in the
+render or the ScaledObject comes from an overlay folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from agent_service.config import Settings
+
+from infra import prices
+
+from . import keda, scaling
+from .cluster import NodeGroup
+from .scaling import Autoscaler
+
+TIERS = {"api": "agent-api", "worker": "agent-worker"}  # tier -> Deployment
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One Deployment: its pods' requests and limits, and what scales it."""
+
+    deployment: str
+    cpu_request_m: int
+    memory_request_mib: float
+    cpu_limit: float  # cores
+    autoscaler: Autoscaler
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the simulator takes from a render."""
+
+    stack: str
+    region: str
+    api: Tier
+    worker: Tier
+    group: NodeGroup
+    max_concurrent_sessions: int
+    model_max_connections: int
+    worker_concurrency: int
+
+
+def _setting(config: dict[str, str], name: str) -> int:
+    # The ConfigMap's value, or the service's own default (agent_service.config.Settings).
+    if name.upper() in config:
+        return int(config[name.upper()])
+    return int(Settings.model_fields[name].default)
+
+
+def read_manifests(folder: Path) -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted(folder.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def load(render: Path, overlay: Path | None = None) -> Setup:
+    """The setup of the render in `render` (with `overlay`'s ScaledObjects/HPAs on top)."""
+    manifests = read_manifests(render / "manifests")
+    document = json.loads((render / "resources.json").read_text())
+    scalers = _autoscalers(manifests)
+    if overlay is not None:
+        scalers.update(_autoscalers(read_manifests(overlay)))
+    by_kind = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+    config = by_kind[("ConfigMap", "workload-config")]["data"]
+    if any(m["kind"] == "NodePool" for m in manifests):
+        raise scaling.NotModelled(
+            "Karpenter NodePools: nodes are simulated as Cluster Autoscaler's"
+        )
+    group = _node_group(document, config["AWS_REGION"])
+    tiers = {}
+    for tier, name in TIERS.items():
+        if name not in scalers:
+            raise ValueError(f"{render}: no HorizontalPodAutoscaler or ScaledObject for {name}")
+        tiers[tier] = _tier(by_kind[("Deployment", name)], scalers[name])
+    return Setup(
+        stack=document["stack"],
+        region=config["AWS_REGION"],
+        api=tiers["api"],
+        worker=tiers["worker"],
+        group=group,
+        max_concurrent_sessions=_setting(config, "max_concurrent_sessions"),
+        model_max_connections=_setting(config, "model_max_connections"),
+        worker_concurrency=_setting(config, "worker_concurrency"),
+    )
+
+
+def _autoscalers(manifests: list[dict[str, Any]]) -> dict[str, Autoscaler]:
+    found: dict[str, Autoscaler] = {}
+    for kind, convert in (("HorizontalPodAutoscaler", scaling.from_hpa),
+                          ("ScaledObject", keda.from_scaledobject)):  # fmt: skip
+        for manifest in manifests:
+            if manifest["kind"] == kind:
+                autoscaler = convert(manifest)
+                found[autoscaler.target] = autoscaler  # a ScaledObject wins: it comes second
+    return found
+
+
+def _tier(deployment: dict[str, Any], autoscaler: Autoscaler) -> Tier:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    resources = container.get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    if "cpu" not in requests or "memory" not in requests:
+        raise ValueError(f"{deployment['metadata']['name']}: no cpu/memory requests to scale on")
+    cpu_limit = scaling.quantity(limits["cpu"]) if "cpu" in limits else 1.0
+    return Tier(
+        deployment=deployment["metadata"]["name"],
+        cpu_request_m=round(scaling.quantity(requests["cpu"]) * 1000),
+        memory_request_mib=scaling.quantity(requests["memory"]) / 1024**2,
+        cpu_limit=min(cpu_limit, 1.0),  # one Python process uses one core at most
+        autoscaler=autoscaler,
+    )
+
+
+def _node_group(document: dict[str, Any], region: str) -> NodeGroup:
+    groups = [r for r in document["resources"] if r["type"] == "eks:index:ManagedNodeGroup"]
+    if len(groups) != 1:
+        raise scaling.NotModelled(f"{len(groups)} managed node groups (one is modelled)")
+    inputs = groups[0]["inputs"]
+    name = inputs["instanceTypes"][0]
+    sizes = inputs["scalingConfig"]
+    return NodeGroup(
+        instance=prices.instance_type(name),
+        min_size=int(sizes["minSize"]),
+        max_size=int(sizes["maxSize"]),
+        desired_size=int(sizes["desiredSize"]),
+        price_per_hour=prices.on_demand_hourly(name, region),
+    )
+
+
+def render_stack(stack: str, root: Path, overlay: Path | None = None) -> Setup:
+    """Render `stack` offline (as `python -m infra render` does) and read its setup."""
+    from infra.offline.render import render
+
+    with tempfile.TemporaryDirectory(prefix=f"autoscale-{stack}-") as out:
+        render(stack, Path(out), root)
+        return load(Path(out), overlay)
