@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 from infra.config import ConfigError
@@ -20,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     render_cmd.add_argument("--out", required=True, type=Path, help="output directory")
     render_cmd.add_argument(
         "--project-dir", type=Path, default=Path(), help="where Pulumi.yaml is (default: .)"
+    )
+    render_cmd.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        help="check the EKS support calendar as of this day, YYYY-MM-DD (default: today, UTC)",
     )
     commands.add_parser("config-docs", help="print Pulumi.yaml's config block and README table")
     add_verify_arguments(
@@ -48,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.offline.render import render, summary
 
     try:
-        graph = render(args.stack, args.out, args.project_dir)
+        graph = render(args.stack, args.out, args.project_dir, args.today)
     except (ConfigError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.registry import Registry, RegistryArgs, content_tag
 from infra.components.workload import Workload, WorkloadArgs
-from infra.config import NAMESPACE, ConfigError, StackConfig, checks, load_config
+from infra.config import NAMESPACE, ConfigError, StackConfig, checks, kubernetes, load_config
 from infra.naming import NAME_RULES, physical_name
 from infra.tags import default_tags
 
@@ -79,6 +80,11 @@ def availability_zones(cfg: StackConfig, provider: aws.Provider) -> list[str]:
 
 def compose(cfg: StackConfig) -> Platform:
     """Create every component of the stack."""
+    notice = kubernetes.extended_support_notice(
+        cfg.cluster.kubernetes_version, cfg.cluster.upgrade_policy, cfg.today
+    )
+    if notice:
+        pulumi.log.warn(notice)
     provider = aws_provider(cfg)
     opts = pulumi.ResourceOptions(provider=provider)
     zones = availability_zones(cfg, provider)
@@ -268,6 +274,10 @@ def outputs(platform: Platform) -> dict[str, Any]:
     }
 
 
-def build(cfg: StackConfig | None = None) -> dict[str, Any]:
-    """The whole program: validated config first, then resources; returns the outputs."""
-    return outputs(compose(cfg or load_config()))
+def build(cfg: StackConfig | None = None, today: date | None = None) -> dict[str, Any]:
+    """The whole program: validated config first, then resources; returns the outputs.
+
+    `today` (default: the current UTC date) is the day the EKS support calendar is checked
+    against; tests pin it.
+    """
+    return outputs(compose(cfg or load_config(today)))

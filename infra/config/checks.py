@@ -11,13 +11,13 @@ import re
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
+# Kubernetes minors with a row in infra/config/kubernetes.py (support dates, node release,
+# add-on versions) and a cluster-autoscaler of the same minor (infra/components/addons.py).
+from infra.config.kubernetes import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS  # noqa: F401
+
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 VPC_PREFIX_RANGE = (16, 20)  # /20 still leaves /26 public and database subnets (see network.py)
 
-# Minors in EKS standard support (1.34 leaves it on 2026-12-02) for which a cluster-autoscaler
-# release of the same minor is pinned (infra/addons.py). 1.37: once cluster-autoscaler 1.37 ships.
-KUBERNETES_VERSIONS = ("1.35", "1.36")
-DEFAULT_KUBERNETES_VERSION = "1.36"
 POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
 CLOUDWATCH_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,

@@ -10,6 +10,7 @@ is allowed, so `pulumi preview` stops before touching anything.
 from __future__ import annotations
 
 import difflib
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pulumi
@@ -41,6 +42,7 @@ class StackConfig(BaseModel):
     stack: str
     environment: str  # resolved: dev, staging or prod
     region: str
+    today: date  # the day the config was checked against calendars (EKS support)
     settings: StackSettings
     network: NetworkConfig
     database: DatabaseConfig
@@ -78,6 +80,11 @@ class StackConfig(BaseModel):
         return f"{self.project}-{self.stack}"
 
 
+def utc_today() -> date:
+    """Today in UTC (EKS support dates are UTC days)."""
+    return datetime.now(UTC).date()
+
+
 def sections() -> dict[str, type[Section]]:
     """StackConfig attribute -> section model, in declaration order."""
     return {
@@ -106,9 +113,12 @@ def environment_of(stack: str, explicit: str | None = None) -> str:
     )
 
 
-def load_config() -> StackConfig:
-    """Read and validate the current stack's configuration (raises ConfigError)."""
-    return read(pulumi.get_project(), pulumi.get_stack())
+def load_config(today: date | None = None) -> StackConfig:
+    """Read and validate the current stack's configuration (raises ConfigError).
+
+    `today` (default: the current UTC date) is what the EKS support calendar is checked against.
+    """
+    return read(pulumi.get_project(), pulumi.get_stack(), today)
 
 
 def _raw(full_name: str) -> str | None:
@@ -150,7 +160,7 @@ def _secret(k: Key) -> pulumi.Output[str] | None:
     return pulumi.Config(NAMESPACE).get_secret(k.name)
 
 
-def read(project: str, stack: str) -> StackConfig:
+def read(project: str, stack: str, today: date | None = None) -> StackConfig:
     """Every key read, defaulted for the environment, validated and assembled."""
     _reject_unknown_keys()
     region = _region()
@@ -174,10 +184,12 @@ def read(project: str, stack: str) -> StackConfig:
             section[k.name] = k.default(environment)
         else:
             section[k.name] = raw_text[k.name] = raw
-    document = {"project": project, "stack": stack, "environment": environment}
+    today = today or utc_today()
+    document = {"project": project, "stack": stack, "environment": environment, "today": today}
     try:
         return StackConfig.model_validate(
-            {**document, "region": region, **values}, context={"defaulted": defaulted}
+            {**document, "region": region, **values},
+            context={"defaulted": defaulted, "today": today},
         )
     except ValidationError as exc:
         raise _one_line(exc, raw_text) from None

@@ -227,7 +227,6 @@ class PlatformMocks(pulumi_mocks.Mocks):
             "aws:index/getRegion:getRegion": self._region,
             "aws:index/getPartition:getPartition": self._partition,
             "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._ecr_token,
-            "aws:eks/getAddonVersion:getAddonVersion": self._addon_version,
         }
         answer = answers.get(args.token)
         if answer is None:
@@ -247,24 +246,6 @@ class PlatformMocks(pulumi_mocks.Mocks):
             "authorizationToken": f"QVdTOg{password}",
             "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
             "expiresAt": "2030-01-01T00:00:00Z",
-        }
-
-    # A plausible default version of each EKS add-on, per Kubernetes minor.
-    ADDON_VERSIONS: Mapping[str, str] = {
-        "coredns": "v1.12.4-eksbuild.1",
-        "metrics-server": "v0.8.1-eksbuild.2",
-        "kube-proxy": "v{minor}.0-eksbuild.2",
-        "vpc-cni": "v1.20.4-eksbuild.1",
-    }
-
-    def _addon_version(self, args: Mapping[str, Any]) -> dict:
-        addon, minor = args["addonName"], args["kubernetesVersion"]
-        return {
-            "id": addon,
-            "addonName": addon,
-            "kubernetesVersion": minor,
-            "mostRecent": bool(args.get("mostRecent", False)),
-            "version": self.ADDON_VERSIONS[addon].format(minor=minor),
         }
 
     def _zones(self, _args: Mapping[str, Any]) -> dict:

@@ -225,23 +225,8 @@ def test_coredns_and_metrics_server_are_eks_add_ons_created_after_the_nodes(grap
     nodes = graph.one(NODES)
     for addon in addons.values():
         assert addon.get("clusterName") == graph.outputs["clusterName"]
-        assert addon.get("addonVersion").startswith("v")
         assert addon.get("resolveConflictsOnCreate") == "OVERWRITE"
         assert graph.depends_on(addon, nodes)
-
-
-def test_add_on_versions_are_eks_defaults_for_the_cluster_version():
-    from infra.offline.mocking import Recorder
-
-    recorder = Recorder()
-    run_program("dev", recorder=recorder)
-    asked = [
-        call.args
-        for call in recorder.invokes
-        if call.token == "aws:eks/getAddonVersion:getAddonVersion"
-    ]
-    assert {a["addonName"] for a in asked} == {"coredns", "metrics-server"}
-    assert all(a["kubernetesVersion"] == "1.36" and not a["mostRecent"] for a in asked)
 
 
 def test_every_kubernetes_resource_uses_the_clusters_provider(graph: Graph):

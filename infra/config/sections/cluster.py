@@ -5,9 +5,11 @@ Each field is one key (see `infra.config.spec.key`); validators are the rules ac
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import ValidationInfo, model_validator
 
-from infra.config import checks
+from infra.config import checks, kubernetes
 from infra.config.rules import broken, ordered
 from infra.config.sections.common import CIDRS, RETENTION
 from infra.config.spec import (
@@ -33,8 +35,18 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
         default=checks.DEFAULT_KUBERNETES_VERSION,
         check=rule(lambda v: v in checks.KUBERNETES_VERSIONS, "", "1.29", "1.34"),
         allowed=" | ".join(checks.KUBERNETES_VERSIONS)
-        + " (EKS standard support, with a matching cluster-autoscaler)",
-        help="Kubernetes version of the control plane and nodes.",
+        + f" (pinned in infra/config/kubernetes.py), more than {kubernetes.SUPPORT_MARGIN_DAYS} "
+        "days before its EKS support ends",
+        help="Kubernetes version of the control plane, the nodes and the EKS add-ons (node AMI "
+        "release and add-on versions are pinned per Kubernetes version).",
+    )
+    upgrade_policy: Text = key(
+        "upgradePolicy",
+        default="STANDARD",
+        check=one_of(*kubernetes.SUPPORT_POLICIES),
+        help="EKS support policy. STANDARD: no extended-support charges; EKS upgrades the control "
+        "plane itself when standard support ends. EXTENDED: paid extended support for 12 more "
+        f"months. Preview fails {kubernetes.SUPPORT_MARGIN_DAYS} days before the end.",
     )
     public_access_cidrs: NonEmptyNames = key(
         "clusterPublicAccessCidrs",
@@ -101,7 +113,19 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
     @model_validator(mode="after")
     def _relations(self, info: ValidationInfo) -> ClusterConfig:
         ordered(self, info, "node_min_size", "node_desired_size", "node_max_size")
+        today: date | None = (info.context or {}).get("today")
+        if today is not None and self.kubernetes_version in kubernetes.RELEASES:
+            problem = kubernetes.support_problem(
+                self.kubernetes_version, self.upgrade_policy, today
+            )
+            if problem:
+                raise broken("kubernetesVersion", problem)
         return self
+
+    @property
+    def release(self) -> kubernetes.KubernetesRelease:
+        """What the configured Kubernetes version runs with (node release, add-on versions)."""
+        return kubernetes.RELEASES[self.kubernetes_version]
 
 
 class RegistryConfig(Section, title="Registry and image"):
