@@ -150,6 +150,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=tuple(request.dependencies),
                     engine_urn=self._engine_urns[response.urn],
                     aliases=tuple(aliases),
+                    custom_timeouts={
+                        kind: getattr(request.customTimeouts, kind)
+                        for kind in ("create", "update", "delete")
+                        if getattr(request.customTimeouts, kind)
+                    },
                 )
             )
         return response

@@ -188,6 +188,24 @@ def test_the_migration_runs_the_migrate_command_once_per_change(graph):
     assert job.get("spec.template.spec.restartPolicy") == "Never"
 
 
+def test_a_failed_migration_is_replaced_by_the_next_update_instead_of_awaited_forever(graph):
+    job = graph.one(JOB)
+    # pulumi-kubernetes: an unready Job is awaited again on the next update (the same failed
+    # Job, never re-run) unless it carries this annotation; then it is replaced and runs again.
+    assert job.get("metadata.annotations") == {"pulumi.com/replaceUnready": "true"}
+    # Pulumi outwaits the Job's own deadline (600 s), so a slow migration fails with the Job's
+    # reason rather than a provider timeout.
+    assert job.custom_timeouts == {"create": "20m", "update": "20m"}
+
+
+def test_the_migration_starts_after_the_permission_to_read_the_database_secret(graph):
+    job = graph.one(JOB)
+    secret_read = graph.one("aws:iam/rolePolicy:RolePolicy", "workload-db-secret-read")
+    assert graph.depends_on(job, secret_read)
+    for name in ("agent-api", "agent-worker"):
+        assert graph.depends_on(deployment(graph, name), secret_read), name
+
+
 def test_pods_start_only_after_nodes_dns_and_their_network_policies(graph):
     job = graph.one(JOB)
     waits_for = [graph.one("eks:index:ManagedNodeGroup"), *graph.of_type(NETPOL)]

@@ -135,8 +135,13 @@ class Workload(pulumi.ComponentResource):
             self,
             child,
         )
-        # Pods need nodes, DNS and their network paths before they start.
-        before_pods = [*args.cluster_ready, *foundation.policies, foundation.service_account]
+        # Pods need nodes, DNS, their network paths and their IAM permissions before they start.
+        before_pods = [
+            *args.cluster_ready,
+            *foundation.policies,
+            foundation.service_account,
+            *foundation.permissions,
+        ]
         migration = Migration(
             name,
             MigrationArgs(

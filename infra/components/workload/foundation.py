@@ -65,6 +65,7 @@ class Foundation(pulumi.ComponentResource):
     policies: list[k8s.networking.v1.NetworkPolicy]
     service_account: k8s.core.v1.ServiceAccount
     role: aws.iam.Role
+    permissions: list[aws.iam.RolePolicy]  # the role's policies: pods start after them
     config_ref: dict  # envFrom entries of the pods
     secret_ref: dict
     api_keys: pulumi.Output[str]  # secret: the keys clients present
@@ -110,7 +111,7 @@ class Foundation(pulumi.ComponentResource):
             description="The agent service: reads the database secret (IRSA)",
             opts=moved(self, workload),
         )
-        aws.iam.RolePolicy(
+        secret_read = aws.iam.RolePolicy(
             f"{name}-db-secret-read",
             role=role.id,
             policy=pulumi.Output.from_input(args.db_secret_arn).apply(secret_read_policy),
@@ -146,6 +147,7 @@ class Foundation(pulumi.ComponentResource):
         )
         self.namespace = namespace
         self.role = role
+        self.permissions = [secret_read]
         self.api_keys = api_keys
         self.config_ref = {"configMapRef": {"name": config.metadata["name"]}}
         self.secret_ref = {"secretRef": {"name": secret.metadata["name"]}}
