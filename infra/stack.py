@@ -22,8 +22,17 @@ from infra.components.database import Database, DatabaseArgs
 from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.registry import Registry, RegistryArgs, content_tag
+from infra.components.shared_network import SharedNetwork, SharedNetworkArgs
 from infra.components.workload import Workload, WorkloadArgs
-from infra.config import NAMESPACE, ConfigError, StackConfig, checks, kubernetes, load_config
+from infra.config import (
+    NAMESPACE,
+    ConfigError,
+    StackConfig,
+    checks,
+    kubernetes,
+    load_config,
+    shared_vpc,
+)
 from infra.naming import NAME_RULES, physical_name
 from infra.tags import default_tags
 
@@ -38,7 +47,7 @@ class Platform:
     config: StackConfig
     provider: aws.Provider
     availability_zones: list[str]
-    network: Network
+    network: Network | SharedNetwork
     cluster: Cluster
     database: Database
     cache: Cache
@@ -61,9 +70,15 @@ def aws_provider(cfg: StackConfig) -> aws.Provider:
 
 
 def availability_zones(cfg: StackConfig, provider: aws.Provider) -> list[str]:
-    """The first `azCount` zones of the region (Local and Wavelength Zones excluded)."""
+    """The first `azCount` zones of the region that EKS supports, by name.
+
+    Zones are excluded by zone ID: EKS cannot place a cluster in a few zones (use1-az3 in
+    us-east-1, ...), and which name (us-east-1a, -b, ...) such a zone has differs per account.
+    Local and Wavelength Zones are excluded too.
+    """
     zones = aws.get_availability_zones(
         state="available",
+        exclude_zone_ids=list(checks.EKS_UNSUPPORTED_ZONE_IDS),
         filters=[
             aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])
         ],
@@ -73,9 +88,36 @@ def availability_zones(cfg: StackConfig, provider: aws.Provider) -> list[str]:
     if len(zones) < wanted:
         raise ConfigError(
             f"{NAMESPACE}:azCount: {wanted} is not valid; allowed: at most {len(zones)} "
-            f"in {cfg.region} ({', '.join(zones)})"
+            f"in {cfg.region} (the zones EKS supports: {', '.join(zones)})"
         )
     return sorted(zones)[:wanted]
+
+
+def network_of(
+    cfg: StackConfig, provider: aws.Provider, account_id: str
+) -> tuple[list[str], Network | SharedNetwork]:
+    """The stack's own VPC, or (existing-VPC mode) the configured one, checked first."""
+    opts = pulumi.ResourceOptions(provider=provider)
+    if cfg.network.existing_vpc:
+        vpc = shared_vpc.look_up(cfg.network, cfg.region, provider)
+        network = SharedNetwork(
+            "network", SharedNetworkArgs(vpc=vpc, name_prefix=cfg.name_prefix), opts
+        )
+        return vpc.zones, network
+    zones = availability_zones(cfg, provider)
+    network = Network(
+        "network",
+        NetworkArgs(
+            settings=cfg.network,
+            name_prefix=cfg.name_prefix,
+            availability_zones=zones,
+            account_id=account_id,
+            partition=cfg.partition,
+            region=cfg.region,
+        ),
+        opts,
+    )
+    return zones, network
 
 
 def compose(cfg: StackConfig) -> Platform:
@@ -87,21 +129,8 @@ def compose(cfg: StackConfig) -> Platform:
         pulumi.log.warn(notice)
     provider = aws_provider(cfg)
     opts = pulumi.ResourceOptions(provider=provider)
-    zones = availability_zones(cfg, provider)
     identity = aws.get_caller_identity(opts=pulumi.InvokeOptions(provider=provider))
-
-    network = Network(
-        "network",
-        NetworkArgs(
-            settings=cfg.network,
-            name_prefix=cfg.name_prefix,
-            availability_zones=zones,
-            account_id=identity.account_id,
-            partition=cfg.partition,
-            region=cfg.region,
-        ),
-        opts,
-    )
+    zones, network = network_of(cfg, provider, identity.account_id)
     cluster = Cluster(
         "cluster",
         ClusterArgs(
@@ -206,7 +235,7 @@ def compose(cfg: StackConfig) -> Platform:
             image=image,
             image_version=image_version,
             region=cfg.region,
-            vpc_cidr=cfg.network.vpc_cidr,
+            load_balancer_subnet_cidrs=network.public_subnet_cidrs,
             database_subnet_cidrs=network.database_subnet_cidrs,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,

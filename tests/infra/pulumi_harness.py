@@ -25,6 +25,7 @@ import pytest
 from infra.config import NAMESPACE, ConfigError
 from infra.offline import mocking, stackfiles
 from infra.offline.mocking import Graph, Recorder
+from infra.offline.networks import NetworkLookup
 from infra.stack import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,7 @@ def run_program(
     secrets: Mapping[str, str] | None = None,
     program: Callable[[], Mapping[str, Any] | None] | None = None,
     zones: Sequence[str] | Mapping[str, str] | None = None,
+    network: NetworkLookup | None = None,
     recorder: Recorder | None = None,
     today: date = TODAY,
 ) -> Graph:
@@ -88,6 +90,7 @@ def run_program(
         config=config,
         secret_keys=secret_keys,
         zones=zones,
+        network=network,
         recorder=recorder,
         logger=_LOGGER,
     )
@@ -109,14 +112,16 @@ def config_error(
     *,
     secrets: Mapping[str, str] | None = None,
     zones: Sequence[str] | Mapping[str, str] | None = None,
+    network: NetworkLookup | None = None,
     today: date = TODAY,
 ) -> str:
     """The ConfigError message of a run that must fail, checking nothing AWS was registered."""
     recorder = Recorder()
     with pytest.raises(ConfigError) as caught:
         run_program(
-            stack, config_overrides, secrets=secrets, zones=zones, recorder=recorder, today=today
-        )
+            stack, config_overrides, secrets=secrets, zones=zones, network=network,
+            recorder=recorder, today=today,
+        )  # fmt: skip
     registered = [r.type for r in recorder.records if r.type != "pulumi:providers:aws"]
     assert registered == [], f"resources registered before the config error: {registered}"
     message = str(caught.value)

@@ -444,14 +444,22 @@ def test_everything_is_denied_unless_a_policy_opens_it(graph):
     }  # fmt: skip
 
 
-def test_only_the_api_accepts_traffic_on_8000_from_inside_the_vpc(graph):
+def test_only_the_api_accepts_8000_and_only_from_the_load_balancers_subnets(graph):
     ingress = [p for p in graph.of_type(NETPOL) if p.get("spec").get("ingress")]
     assert [p.get("metadata.name") for p in ingress] == ["api-ingress"]
     spec = policy(graph, "api-ingress")
     assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    public = [
+        s.get("cidrBlock")
+        for s in sorted(graph.of_type("aws:ec2/subnet:Subnet"), key=lambda s: s.name)
+        if "-public-" in s.name
+    ]
+    assert public == ["10.0.192.0/22", "10.0.196.0/22", "10.0.200.0/22"]  # fmt: skip
     assert spec["ingress"] == [
         {
-            "from": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+            # The ALB's nodes, not the whole VPC (kubelet probes come from the node's own IP,
+            # which the VPC CNI's network policy agent always admits).
+            "from": [{"ipBlock": {"cidr": c}} for c in public],
             "ports": [{"protocol": "TCP", "port": 8000}],
         }
     ]

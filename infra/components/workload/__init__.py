@@ -43,7 +43,7 @@ class WorkloadArgs:
     image: pulumi.Input[str]
     image_version: str  # a short label of the image (its content tag)
     region: str
-    vpc_cidr: str
+    load_balancer_subnet_cidrs: Sequence[str]  # the only sources of the API's port
     database_subnet_cidrs: Sequence[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
@@ -123,7 +123,7 @@ class Workload(pulumi.ComponentResource):
             FoundationArgs(
                 kubernetes_version=args.kubernetes_version,
                 image_version=args.image_version,
-                vpc_cidr=args.vpc_cidr,
+                load_balancer_subnet_cidrs=args.load_balancer_subnet_cidrs,
                 database_subnet_cidrs=args.database_subnet_cidrs,
                 oidc_provider_arn=args.oidc_provider_arn,
                 oidc_issuer=args.oidc_issuer,

@@ -31,7 +31,7 @@ class FoundationArgs:
 
     kubernetes_version: str  # the Pod Security Standard version enforced
     image_version: str
-    vpc_cidr: str
+    load_balancer_subnet_cidrs: Sequence[str]
     database_subnet_cidrs: Sequence[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
@@ -100,7 +100,9 @@ class Foundation(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol-{policy}", metadata=meta(policy), spec=spec, opts=in_namespace
             )
-            for policy, spec in netpol.policies(args.vpc_cidr, args.database_subnet_cidrs).items()
+            for policy, spec in netpol.policies(
+                args.load_balancer_subnet_cidrs, args.database_subnet_cidrs
+            ).items()
         ]
         role = irsa_role(
             f"{name}-irsa",
