@@ -1,6 +1,7 @@
 """Cluster component: EKS control plane, managed nodes, EKS add-ons and the Kubernetes provider.
 
-- Control plane (pulumi-eks): private endpoint on, public endpoint only from configured CIDRs,
+- Control plane (pulumi-eks): private endpoint on, public endpoint (optional) only from the
+  configured CIDRs,
   API authentication mode with one cluster-admin access entry per configured role (pulumi-eks
   also grants the identity running `pulumi up` cluster-admin at creation, which the Kubernetes
   provider below relies on), an OIDC provider for IRSA, Kubernetes secrets envelope-encrypted
@@ -134,8 +135,9 @@ class Cluster(pulumi.ComponentResource):
             # only serve self-managed nodes.
             skip_default_security_groups=True,
             endpoint_private_access=True,
-            endpoint_public_access=True,
-            public_access_cidrs=list(args.settings.public_access_cidrs),
+            endpoint_public_access=args.settings.endpoint_public_access,
+            # pulumi-eks refuses an allow-list without a public endpoint.
+            public_access_cidrs=list(args.settings.public_endpoint_cidrs) or None,
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
                 _entry_key(arn): eks.AccessEntryArgs(

@@ -32,6 +32,9 @@ from infra.config.sections import (
 )
 from infra.config.spec import ENVIRONMENTS, NAMESPACE, REVIEW_STACK, ConfigError, Key, Section
 
+# Environments whose load balancer must serve HTTPS (HTTP only redirects) unless opted out.
+HTTPS_ENVIRONMENTS = ("staging", "prod")
+
 
 class StackConfig(BaseModel):
     """The whole validated configuration of one stack."""
@@ -56,6 +59,19 @@ class StackConfig(BaseModel):
     @model_validator(mode="after")
     def _relations(self, info: ValidationInfo) -> StackConfig:
         arn = self.load_balancer.certificate_arn
+        plain_http = self.load_balancer.allow_plain_http
+        if not arn and self.environment in HTTPS_ENVIRONMENTS and not plain_http:
+            raise broken(
+                "certificateArn",
+                f"empty in a {self.environment} stack; allowed: an ACM certificate ARN in "
+                f"aws:region ({self.region}), such as arn:{self.partition}:acm:{self.region}:"
+                "123456789012:certificate/<id> (or allowPlainHttp true to serve plain HTTP)",
+            )
+        if arn and plain_http:
+            raise broken(
+                "allowPlainHttp",
+                "true while certificateArn is set; allowed: false (HTTP redirects to HTTPS)",
+            )
         if arn and checks.acm_certificate_region(arn) != self.region:
             raise broken(
                 "certificateArn",

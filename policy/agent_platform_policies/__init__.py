@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import advisory, cluster, encryption, exposure, production, tagging, workloads
+from . import (
+    advisory,
+    cluster,
+    encryption,
+    exposure,
+    prod_exposure,
+    production,
+    tagging,
+    workloads,
+)
 
 PACK_NAME = "agent-platform"
 
@@ -17,6 +26,7 @@ ALL_POLICIES: list[Policy] = [
     *exposure.POLICIES,
     *cluster.POLICIES,
     *production.POLICIES,
+    *prod_exposure.POLICIES,
     *tagging.POLICIES,
     *workloads.POLICIES,
     *advisory.POLICIES,

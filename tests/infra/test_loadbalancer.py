@@ -45,7 +45,8 @@ def test_deregistration_outlasts_the_prestop_drain_and_ends_before_the_pod_is_ki
     assert contract.PRESTOP_SLEEP_SECONDS < delay < contract.TERMINATION_GRACE_PERIOD_SECONDS
 
 
-def test_without_a_certificate_http_forwards_and_there_is_no_https(graph):
+def test_without_a_certificate_http_forwards_and_there_is_no_https(dev):
+    graph = dev
     (listener,) = graph.of_type(LISTENER)
     assert (listener.get("port"), listener.get("protocol")) == (80, "HTTP")
     (action,) = listener.get("defaultActions")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from infra.config import checks
 from infra.config.sections.common import CIDRS
 from infra.config.spec import (
+    Bool,
     Int,
     NonEmptyNames,
     Section,
@@ -32,7 +33,15 @@ class LoadBalancerConfig(Section, title="Load balancer"):
         check=optional(
             rule(checks.acm_certificate_arn, "an ACM certificate ARN in aws:region", "not-an-arn")
         ),
-        help="ACM certificate for HTTPS; when set, HTTP redirects to HTTPS.",
+        help="ACM certificate for HTTPS; HTTP then only redirects to HTTPS. Required in staging "
+        "and prod (unless allowPlainHttp).",
+    )
+    allow_plain_http: Bool = key(
+        "allowPlainHttp",
+        default=False,
+        help="Opt-out: let a staging or prod stack serve plain HTTP without certificateArn (for "
+        "example behind a TLS-terminating proxy you run). The policy pack still requires HTTPS "
+        "in prod.",
     )
     waf_rate_limit: Int = key(
         "wafRateLimit",
