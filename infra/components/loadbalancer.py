@@ -120,6 +120,8 @@ class LoadBalancer(pulumi.ComponentResource):
             subnets=list(args.subnet_ids),
             security_groups=[security_group.id],
             drop_invalid_header_fields=True,
+            # Longer than the longest (non-streaming) chat, which sends nothing while it waits.
+            idle_timeout=args.settings.idle_timeout_seconds,
             enable_deletion_protection=args.deletion_protection,
             tags=name_tag(args.name_prefix, "alb"),
             opts=child,

@@ -6,7 +6,7 @@ import pytest
 
 from infra import contract
 from infra.config import KEYS_BY_NAME
-from tests.infra.pulumi_harness import STACKS, graph_of, run_program
+from tests.infra.pulumi_harness import STACKS, config_error, graph_of, run_program
 
 ALB = "aws:lb/loadBalancer:LoadBalancer"
 TG = "aws:lb/targetGroup:TargetGroup"
@@ -26,6 +26,28 @@ def test_the_alb_is_internet_facing_in_the_public_subnets(graph):
 def test_deletion_protection_follows_the_environment(stack):
     alb = graph_of(stack).one(ALB)
     assert alb.get("enableDeletionProtection") is KEYS_BY_NAME["deletionProtection"].default(stack)
+
+
+def test_the_idle_timeout_outlasts_the_longest_chat_and_the_service_keeps_connections_longer(
+    graph,
+):
+    # A non-streaming chat is silent for up to 3 model attempts of 30 s and 2 backoffs of 10 s.
+    longest_chat = 30 * 3 + 10 * 2
+    assert graph.one(ALB).get("idleTimeout") == 150 > longest_chat
+    config = graph.one("kubernetes:core/v1:ConfigMap").get("data")
+    assert config["HTTP_KEEPALIVE_TIMEOUT_SECONDS"] == "155"
+    longer = run_program("dev", {"albIdleTimeoutSeconds": 600})
+    assert longer.one(ALB).get("idleTimeout") == 600
+    data = longer.one("kubernetes:core/v1:ConfigMap").get("data")
+    assert int(data["HTTP_KEEPALIVE_TIMEOUT_SECONDS"]) == 605
+
+
+def test_an_idle_timeout_shorter_than_a_chat_is_refused():
+    message = config_error("dev", {"albIdleTimeoutSeconds": 60})
+    assert message == (
+        "agent-platform:albIdleTimeoutSeconds: 60 is not valid; allowed: 120..4000 (seconds; "
+        "the longest chat takes 110)"
+    )
 
 
 def test_the_target_group_sends_to_pod_ips_on_the_service_port_checking_readiness(graph):

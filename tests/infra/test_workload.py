@@ -52,6 +52,15 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(graph):
         assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v1.36"
 
 
+def test_api_pods_get_the_target_health_readiness_gate(graph):
+    # The load balancer controller injects the gate into pods of this namespace that a
+    # TargetGroupBinding's Service selects, when they are created: label first, binding first.
+    labels = graph.one("kubernetes:core/v1:Namespace").get("metadata.labels")
+    assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+    assert len(labels) == 7  # the six Pod Security labels and the gate
+    assert graph.depends_on(deployment(graph, "agent-api"), graph.one(TGB))
+
+
 def test_every_namespaced_object_lives_in_the_service_namespace(graph):
     for resource in graph.resources:
         namespaced = resource.type != "kubernetes:core/v1:Namespace"
@@ -118,6 +127,7 @@ def test_the_config_map_carries_the_service_contract(prod):
         "AWS_REGION": "us-east-1",
         "SHUTDOWN_DRAIN_SECONDS": "5",
         "SHUTDOWN_TIMEOUT_SECONDS": "20",
+        "HTTP_KEEPALIVE_TIMEOUT_SECONDS": "155",
     }
 
 

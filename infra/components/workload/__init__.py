@@ -43,6 +43,7 @@ class WorkloadArgs:
     image: pulumi.Input[str]
     image_version: str  # a short label of the image (its content tag)
     region: str
+    http_keepalive_timeout_seconds: int  # longer than the ALB's idle timeout
     load_balancer_subnet_cidrs: Sequence[str]  # the only sources of the API's port
     database_subnet_cidrs: Sequence[str]
     oidc_provider_arn: pulumi.Input[str]
@@ -88,6 +89,7 @@ def service_environment(args: WorkloadArgs) -> dict[str, pulumi.Input[str]]:
         "AWS_REGION": args.region,
         "SHUTDOWN_DRAIN_SECONDS": str(contract.SHUTDOWN_DRAIN_SECONDS),
         "SHUTDOWN_TIMEOUT_SECONDS": str(contract.SHUTDOWN_TIMEOUT_SECONDS),
+        "HTTP_KEEPALIVE_TIMEOUT_SECONDS": str(args.http_keepalive_timeout_seconds),
         **service_settings(args.settings),
     }
 

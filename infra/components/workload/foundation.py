@@ -23,6 +23,7 @@ from infra.components.workload import netpol
 from infra.components.workload.common import NAMESPACE, SERVICE_ACCOUNT, metadata, moved
 
 API_KEY_LENGTH = 40
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,14 @@ class Foundation(pulumi.ComponentResource):
             metadata={
                 "name": NAMESPACE,
                 "labels": {
-                    f"pod-security.kubernetes.io/{mode}{suffix}": value
-                    for mode in ("enforce", "audit", "warn")
-                    for suffix, value in (("", "restricted"), ("-version", version))
+                    **{
+                        f"pod-security.kubernetes.io/{mode}{suffix}": value
+                        for mode in ("enforce", "audit", "warn")
+                        for suffix, value in (("", "restricted"), ("-version", version))
+                    },
+                    # The load balancer controller gives API pods a readiness gate: a rollout
+                    # continues only once new pods are healthy in the ALB's target group.
+                    READINESS_GATE_LABEL: "enabled",
                 },
             },
             opts=moved(self, workload),
