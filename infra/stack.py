@@ -235,6 +235,8 @@ def compose(cfg: StackConfig) -> Platform:
             image=image,
             image_version=image_version,
             region=cfg.region,
+            account_id=identity.account_id,
+            partition=cfg.partition,
             http_keepalive_timeout_seconds=cfg.load_balancer.keepalive_timeout_seconds,
             load_balancer_subnet_cidrs=network.public_subnet_cidrs,
             database_subnet_cidrs=network.database_subnet_cidrs,

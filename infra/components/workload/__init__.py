@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra import contract
-from infra.components.workload import pods
+from infra.components.workload import bedrock, pods
 from infra.components.workload.api import Api, ApiArgs
 from infra.components.workload.common import NAMESPACE, Scaling
 from infra.components.workload.foundation import Foundation, FoundationArgs
@@ -43,6 +43,8 @@ class WorkloadArgs:
     image: pulumi.Input[str]
     image_version: str  # a short label of the image (its content tag)
     region: str
+    account_id: str
+    partition: str
     http_keepalive_timeout_seconds: int  # longer than the ALB's idle timeout
     load_balancer_subnet_cidrs: Sequence[str]  # the only sources of the API's port
     database_subnet_cidrs: Sequence[str]
@@ -133,6 +135,11 @@ class Workload(pulumi.ComponentResource):
                 environment=service_environment(args),
                 secret_environment=secret_environment(args),
                 api_keys=args.api_keys,
+                bedrock_policy=bedrock.invoke_policy(
+                    s.model_id, args.region, args.account_id, args.partition
+                )
+                if s.model_backend == "bedrock"
+                else None,
             ),
             self,
             child,

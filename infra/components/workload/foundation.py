@@ -2,9 +2,10 @@
 
 The namespace enforces the `restricted` Pod Security Standard; its NetworkPolicies deny
 everything, then open what the service needs by name. The service account's IAM role (IRSA) may
-only read the RDS-managed secret. The ConfigMap carries the service's non-secret environment,
-the Secret its Redis URL (TLS, AUTH token), client keys and model key; both are auto-named, so a
-change creates a new object, the Deployments roll to it and the old one goes afterwards.
+only read the RDS-managed secret, and with the Bedrock backend invoke the configured model. The
+ConfigMap carries the service's non-secret environment, the Secret its Redis URL (TLS, AUTH
+token), client keys and model key; both are auto-named, so a change creates a new object, the
+Deployments roll to it and the old one goes afterwards.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FoundationArgs:
     environment: Mapping[str, pulumi.Input[str]]  # the ConfigMap
     secret_environment: Mapping[str, pulumi.Input[str]]  # the Secret (values are secrets)
     api_keys: pulumi.Output[str] | None  # secret; None: one key is generated
+    bedrock_policy: str | None = None  # with modelBackend bedrock: invoke the configured model
 
 
 def secret_read_policy(secret_arn: str) -> str:
@@ -153,9 +155,18 @@ class Foundation(pulumi.ComponentResource):
             ),
             opts=in_namespace,
         )
+        self.permissions = [secret_read]
+        if args.bedrock_policy is not None:
+            self.permissions.append(
+                aws.iam.RolePolicy(
+                    f"{name}-bedrock-invoke",
+                    role=role.id,
+                    policy=args.bedrock_policy,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         self.namespace = namespace
         self.role = role
-        self.permissions = [secret_read]
         self.api_keys = api_keys
         self.config_ref = {"configMapRef": {"name": config.metadata["name"]}}
         self.secret_ref = {"secretRef": {"name": secret.metadata["name"]}}
