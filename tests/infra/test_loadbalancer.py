@@ -92,31 +92,7 @@ def test_with_a_certificate_http_redirects_and_https_uses_tls_1_2_or_1_3():
     assert graph.outputs["albUrl"].startswith("https://")
 
 
-def test_the_waf_rate_limits_each_ip_and_applies_the_common_rule_set(graph):
-    acl = graph.one("aws:wafv2/webAcl:WebAcl")
-    assert acl.get("scope") == "REGIONAL"
-    assert acl.get("defaultAction") == {"allow": {}}
-    rules = {rule["name"]: rule for rule in acl.get("rules")}
-    rate = rules["rate-limit-per-ip"]
-    assert rate["action"] == {"block": {}}
-    assert rate["statement"]["rateBasedStatement"] == {
-        "limit": 100,
-        "aggregateKeyType": "IP",
-        "evaluationWindowSec": 300,
-    }
-    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
-    assert common["vendorName"] == "AWS"
-    assert rules["AWSManagedRulesCommonRuleSet"]["overrideAction"] == {"none": {}}
-    assert len({rule["priority"] for rule in rules.values()}) == len(rules)
-
-
 def test_the_waf_is_attached_to_the_alb(graph):
     association = graph.one("aws:wafv2/webAclAssociation:WebAclAssociation")
     assert association.get("resourceArn") == graph.one(ALB).outputs["arn"]
     assert association.get("webAclArn") == graph.one("aws:wafv2/webAcl:WebAcl").outputs["arn"]
-
-
-def test_the_rate_limit_is_configurable():
-    acl = run_program("dev", {"wafRateLimit": 2000}).one("aws:wafv2/webAcl:WebAcl")
-    (rate,) = [r for r in acl.get("rules") if "rateBasedStatement" in r["statement"]]
-    assert rate["statement"]["rateBasedStatement"]["limit"] == 2000

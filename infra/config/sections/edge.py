@@ -72,9 +72,10 @@ class LoadBalancerConfig(Section, title="Load balancer"):
     )
     waf_rate_limit: Int = key(
         "wafRateLimit",
-        default=100,
+        default=10_000,
         check=between(10, 2_000_000_000),
-        help="WAF rate-based rule: requests per client IP per 5 minutes before blocking.",
+        help="WAF rate-based rule: requests per client IP per 5 minutes before blocking. A flood "
+        "backstop for a whole NAT'd office; fairness per client is the service's RATE_LIMIT.",
     )
 
     @property
