@@ -30,7 +30,10 @@ SKIPPED = {
 }
 SKIPPED_PREFIXES = ("agent-platform:", "kubernetes:")  # components have no cloud state
 # AWS resources moto cannot create, and why.
-NOT_REPLAYED = {"aws:eks/addon:Addon": "moto has no EKS add-on API"}
+NOT_REPLAYED = {
+    "aws:eks/addon:Addon": "moto has no EKS add-on API",
+    "aws:elasticache/parameterGroup:ParameterGroup": "moto has no cache parameter group API",
+}
 # pulumi-eks components: replayed as the EKS cluster (with the security group EKS creates for
 # it) and the managed node group they stand for.
 EKS_COMPONENTS = ("eks:index:Cluster", "eks:index:ManagedNodeGroup")

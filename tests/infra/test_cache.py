@@ -65,3 +65,14 @@ def test_valkey_is_a_drop_in_engine():
     group = run_program("dev", {"cacheEngine": "valkey"}).one(GROUP)
     assert (group.get("engine"), group.get("engineVersion")) == ("valkey", "8.0")
     assert group.get("transitEncryptionEnabled") is True
+
+
+@pytest.mark.parametrize(("engine", "family"), [("redis", "redis7"), ("valkey", "valkey8")])
+def test_the_cache_never_evicts_streams_or_locks(engine, family):
+    graph = run_program("prod", {"cacheEngine": engine})
+    params = graph.one("aws:elasticache/parameterGroup:ParameterGroup")
+    # ElastiCache's default, volatile-lru, evicts exactly the keys with a TTL: the session
+    # locks; any evicting policy may drop queued tasks from the streams.
+    assert params.get("parameters") == [{"name": "maxmemory-policy", "value": "noeviction"}]
+    assert params.get("family") == family
+    assert graph.one(GROUP).get("parameterGroupName") == params.outputs["name"]

@@ -65,7 +65,7 @@ def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, moto_endpoin
     assert sorted(replay.created) == sorted((r.type, r.name) for r in expected)
     assert {r.type for r in graph.resources if r.type.startswith("aws:")} - {
         r.type for r in expected
-    } == {"aws:eks/addon:Addon"}
+    } == {"aws:eks/addon:Addon", "aws:elasticache/parameterGroup:ParameterGroup"}
 
     vpc_id = replay.ref(graph.outputs["vpcId"])
     subnets = replay.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
