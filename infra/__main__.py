@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 from infra.config import ConfigError
@@ -21,7 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     render_cmd.add_argument(
         "--project-dir", type=Path, default=Path(), help="where Pulumi.yaml is (default: .)"
     )
-    commands.add_parser("config-docs", help="print Pulumi.yaml's config block and README table")
+    render_cmd.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        help="check the EKS support calendar as of this day, YYYY-MM-DD (default: today, UTC)",
+    )
+    docs_cmd = commands.add_parser(
+        "config-docs", help="print (or --write) Pulumi.yaml's config block and README table"
+    )
+    docs_cmd.add_argument(
+        "--write", action="store_true", help="rewrite them in Pulumi.yaml and README.md"
+    )
     add_verify_arguments(
         commands.add_parser("verify", help="check that a deployed stack is up and serving")
     )
@@ -48,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config-docs":
         import yaml
 
-        from infra.config.docs import markdown_table, pulumi_yaml_config
+        from infra.config.docs import markdown_table, pulumi_yaml_config, write
 
+        if args.write:
+            for path in write(Path()):
+                print(f"wrote {path}")
+            return 0
         print(yaml.safe_dump({"config": pulumi_yaml_config()}, sort_keys=False, width=100))
         print(markdown_table())
         return 0
@@ -57,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.offline.render import render, summary
 
     try:
-        graph = render(args.stack, args.out, args.project_dir)
+        graph = render(args.stack, args.out, args.project_dir, args.today)
     except (ConfigError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,18 @@ from infra.components.observability import (
 )
 from infra.components.observability.buckets import ALB_LOG_PREFIX
 from infra.components.registry import Registry, RegistryArgs, content_tag
+from infra.components.shared_network import SharedNetwork, SharedNetworkArgs
 from infra.components.workload import Workload, WorkloadArgs
-from infra.config import NAMESPACE, ConfigError, StackConfig, checks, load_config
+from infra.config import (
+    NAMESPACE,
+    ConfigError,
+    StackConfig,
+    checks,
+    kubernetes,
+    load_config,
+    shared_vpc,
+)
+from infra.config.shared_vpc import SharedVpc
 from infra.naming import NAME_RULES, physical_name
 from infra.tags import default_tags
 
@@ -46,7 +57,7 @@ class Platform:
     config: StackConfig
     provider: aws.Provider
     availability_zones: list[str]
-    network: Network
+    network: Network | SharedNetwork
     cluster: Cluster
     database: Database
     cache: Cache
@@ -71,9 +82,15 @@ def aws_provider(cfg: StackConfig) -> aws.Provider:
 
 
 def availability_zones(cfg: StackConfig, provider: aws.Provider) -> list[str]:
-    """The first `azCount` zones of the region (Local and Wavelength Zones excluded)."""
+    """The first `azCount` zones of the region that EKS supports, by name.
+
+    Zones are excluded by zone ID: EKS cannot place a cluster in a few zones (use1-az3 in
+    us-east-1, ...), and which name (us-east-1a, -b, ...) such a zone has differs per account.
+    Local and Wavelength Zones are excluded too.
+    """
     zones = aws.get_availability_zones(
         state="available",
+        exclude_zone_ids=list(checks.EKS_UNSUPPORTED_ZONE_IDS),
         filters=[
             aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])
         ],
@@ -83,17 +100,59 @@ def availability_zones(cfg: StackConfig, provider: aws.Provider) -> list[str]:
     if len(zones) < wanted:
         raise ConfigError(
             f"{NAMESPACE}:azCount: {wanted} is not valid; allowed: at most {len(zones)} "
-            f"in {cfg.region} ({', '.join(zones)})"
+            f"in {cfg.region} (the zones EKS supports: {', '.join(zones)})"
         )
     return sorted(zones)[:wanted]
 
 
+def network_of(
+    cfg: StackConfig,
+    provider: aws.Provider,
+    placement: SharedVpc | list[str],
+    account_id: str,
+    log_kms_key_arn: pulumi.Input[str],
+) -> Network | SharedNetwork:
+    """The stack's own VPC in the zones of `placement`, or the existing VPC it describes."""
+    opts = pulumi.ResourceOptions(provider=provider)
+    if isinstance(placement, SharedVpc):
+        return SharedNetwork(
+            "network", SharedNetworkArgs(vpc=placement, name_prefix=cfg.name_prefix), opts
+        )
+    return Network(
+        "network",
+        NetworkArgs(
+            settings=cfg.network,
+            name_prefix=cfg.name_prefix,
+            availability_zones=placement,
+            account_id=account_id,
+            partition=cfg.partition,
+            region=cfg.region,
+            log_kms_key_arn=log_kms_key_arn,
+        ),
+        opts,
+    )
+
+
+def placement_of(cfg: StackConfig, provider: aws.Provider) -> SharedVpc | list[str]:
+    """Where the stack goes, looked up and checked before any resource exists (ConfigError):
+    the existing VPC of existing-VPC mode, or the zones of the stack's own VPC."""
+    if cfg.network.existing_vpc:
+        return shared_vpc.look_up(cfg.network, cfg.region, provider)
+    return availability_zones(cfg, provider)
+
+
 def compose(cfg: StackConfig) -> Platform:
     """Create every component of the stack."""
+    notice = kubernetes.extended_support_notice(
+        cfg.cluster.kubernetes_version, cfg.cluster.upgrade_policy, cfg.today
+    )
+    if notice:
+        pulumi.log.warn(notice)
     provider = aws_provider(cfg)
     opts = pulumi.ResourceOptions(provider=provider)
-    zones = availability_zones(cfg, provider)
     identity = aws.get_caller_identity(opts=pulumi.InvokeOptions(provider=provider))
+    placement = placement_of(cfg, provider)
+    zones = placement.zones if isinstance(placement, SharedVpc) else placement
     cluster_name = physical_name(cfg.name_prefix, limit=NAME_RULES["eks:index:Cluster"].limit)
 
     # Where telemetry lands exists before what sends it (log groups, buckets, key, role).
@@ -111,19 +170,7 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         opts,
     )
-    network = Network(
-        "network",
-        NetworkArgs(
-            settings=cfg.network,
-            name_prefix=cfg.name_prefix,
-            availability_zones=zones,
-            account_id=identity.account_id,
-            partition=cfg.partition,
-            region=cfg.region,
-            log_kms_key_arn=sinks.log_key_arn,
-        ),
-        opts,
-    )
+    network = network_of(cfg, provider, placement, identity.account_id, sinks.log_key_arn)
     cluster = Cluster(
         "cluster",
         ClusterArgs(
@@ -155,6 +202,7 @@ def compose(cfg: StackConfig) -> Platform:
             deletion_protection=cfg.deletion_protection,
             monitoring_interval=cfg.operations.db_monitoring_interval,
             monitoring_role_arn=sinks.monitoring_role_arn,
+            log_kms_key_arn=sinks.log_key_arn,
         ),
         opts,
     )
@@ -231,7 +279,11 @@ def compose(cfg: StackConfig) -> Platform:
             image=image,
             image_version=image_version,
             region=cfg.region,
-            vpc_cidr=cfg.network.vpc_cidr,
+            account_id=identity.account_id,
+            partition=cfg.partition,
+            http_keepalive_timeout_seconds=cfg.load_balancer.keepalive_timeout_seconds,
+            load_balancer_subnet_cidrs=network.public_subnet_cidrs,
+            scraper_subnet_cidrs=network.private_subnet_cidrs,
             database_subnet_cidrs=network.database_subnet_cidrs,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
@@ -338,6 +390,10 @@ def outputs(platform: Platform) -> dict[str, Any]:
     }
 
 
-def build(cfg: StackConfig | None = None) -> dict[str, Any]:
-    """The whole program: validated config first, then resources; returns the outputs."""
-    return outputs(compose(cfg or load_config()))
+def build(cfg: StackConfig | None = None, today: date | None = None) -> dict[str, Any]:
+    """The whole program: validated config first, then resources; returns the outputs.
+
+    `today` (default: the current UTC date) is the day the EKS support calendar is checked
+    against; tests pin it.
+    """
+    return outputs(compose(cfg or load_config(today)))

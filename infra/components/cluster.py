@@ -1,6 +1,7 @@
 """Cluster component: EKS control plane, managed nodes, EKS add-ons and the Kubernetes provider.
 
-- Control plane (pulumi-eks): private endpoint on, public endpoint only from configured CIDRs,
+- Control plane (pulumi-eks): private endpoint on, public endpoint (optional) only from the
+  configured CIDRs,
   API authentication mode with one cluster-admin access entry per configured role (pulumi-eks
   also grants the identity running `pulumi up` cluster-admin at creation, which the Kubernetes
   provider below relies on), an OIDC provider for IRSA, Kubernetes secrets envelope-encrypted
@@ -11,9 +12,14 @@
   cluster (control plane <-> nodes) and the workload group the database, cache and ALB trust.
   Pods on the VPC CNI share their node's security groups. The desired size is left to the
   cluster autoscaler after creation.
+  The node group runs the cluster's Kubernetes version at the AL2023 release pinned for it,
+  so changing `kubernetesVersion` rolls the nodes too (pulumi-eks passes no version when a
+  launch template is given, and EKS would leave the nodes on their first version and AMI).
 - EKS add-ons: vpc-cni with network policy enforcement and kube-proxy (pulumi-eks), CoreDNS and
-  metrics-server (created after the nodes they run on; versions are EKS's defaults for the
-  cluster's Kubernetes version).
+  metrics-server (created after the nodes they run on). All four at the versions pinned for the
+  cluster's Kubernetes version (infra/config/kubernetes.py); unpinned, pulumi-eks would take the
+  most recent build on every run.
+- Support policy: `upgradePolicy` (STANDARD or EXTENDED) is the cluster's EKS support type.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ NODE_POLICIES = (
     "AmazonEC2ContainerRegistryReadOnly",
 )
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
-# Add-ons EKS manages here; vpc-cni and kube-proxy come with the pulumi-eks cluster.
+# Add-ons created here; vpc-cni and kube-proxy come with the pulumi-eks cluster (its options pin
+# their versions). With skip_default_node_group and no coredns options pulumi-eks creates no
+# CoreDNS add-on, so it is created here, after the nodes.
 MANAGED_ADDONS = ("coredns", "metrics-server")
 
 
@@ -112,10 +120,15 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
+        release = args.settings.release
+        addon_versions = release.addon_versions()
         cluster = eks.Cluster(
             f"{name}-eks",
             name=args.name,
             version=args.settings.kubernetes_version,
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(
+                support_type=args.settings.upgrade_policy
+            ),
             vpc_id=args.vpc_id,
             private_subnet_ids=list(args.private_subnet_ids),
             node_associate_public_ip_address=False,
@@ -124,8 +137,9 @@ class Cluster(pulumi.ComponentResource):
             # only serve self-managed nodes.
             skip_default_security_groups=True,
             endpoint_private_access=True,
-            endpoint_public_access=True,
-            public_access_cidrs=list(args.settings.public_access_cidrs),
+            endpoint_public_access=args.settings.endpoint_public_access,
+            # pulumi-eks refuses an allow-list without a public endpoint.
+            public_access_cidrs=list(args.settings.public_endpoint_cidrs) or None,
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
                 _entry_key(arn): eks.AccessEntryArgs(
@@ -145,7 +159,12 @@ class Cluster(pulumi.ComponentResource):
             create_oidc_provider=True,
             encryption_config_key_arn=secrets_key.arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
-            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
+            vpc_cni_options=eks.VpcCniOptionsArgs(
+                enable_network_policy=True, addon_version=addon_versions["vpc-cni"]
+            ),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(
+                version=addon_versions["kube-proxy"]
+            ),
             deletion_protection=args.deletion_protection,
             opts=pulumi.ResourceOptions.merge(
                 eks_opts, pulumi.ResourceOptions(depends_on=[log_group])
@@ -218,6 +237,10 @@ class Cluster(pulumi.ComponentResource):
             subnet_ids=list(args.private_subnet_ids),
             ami_type=AMI_TYPE,
             operating_system=eks.OperatingSystem.AL2023,
+            # Explicit: with a launch template pulumi-eks sends no version, and EKS then never
+            # moves the nodes off the version and AMI they were created with.
+            version=args.settings.kubernetes_version,
+            release_version=release.node_release,
             instance_types=list(args.settings.node_instance_types),
             capacity_type=args.settings.node_capacity_type,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
@@ -250,12 +273,7 @@ class Cluster(pulumi.ComponentResource):
                 f"{name}-{addon}",
                 cluster_name=args.name,
                 addon_name=addon,
-                addon_version=aws.eks.get_addon_version_output(
-                    addon_name=addon,
-                    kubernetes_version=args.settings.kubernetes_version,
-                    most_recent=False,  # EKS's default for this Kubernetes version
-                    opts=pulumi.InvokeOutputOptions(provider=aws_provider),
-                ).version,
+                addon_version=addon_versions[addon],
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 # Their pods need nodes to become ACTIVE.

@@ -3,6 +3,11 @@
 Private (no public address, no route out of the VPC), encrypted at rest, TLS forced by its
 parameter group, reachable on 5432 only from the security groups given as clients. The master
 password is generated and rotated by RDS in Secrets Manager; the program never sees it.
+
+The PostgreSQL and upgrade logs go to CloudWatch Logs. RDS writes into
+`/aws/rds/instance/<identifier>/<log>` and creates the group itself, never expiring, if it does
+not exist yet; so the groups are created here first, with the stack's retention, and the
+instance waits for them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from infra.tags import name_tag
 
 POSTGRES_PORT = 5432
 CA_CERTIFICATE = "rds-ca-rsa2048-g1"
+LOG_EXPORTS = ("postgresql", "upgrade")
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 
 
@@ -36,6 +42,7 @@ class DatabaseArgs:
     deletion_protection: bool
     monitoring_interval: int = 0  # enhanced monitoring, seconds (0: off)
     monitoring_role_arn: pulumi.Input[str] | None = None
+    log_kms_key_arn: pulumi.Input[str] | None = None  # encrypts the log groups (staging, prod)
     db_name: str = "agent"
     username: str = "agent"
     port: int = POSTGRES_PORT
@@ -84,6 +91,19 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Explicit names: RDS picks the group by name, and `pulumi import` adopts an existing
+        # one by it (README: "RDS log groups of existing stacks").
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{log}-logs",
+                name=f"/aws/rds/instance/{args.identifier}/{log}",
+                retention_in_days=args.settings.log_retention_days,
+                kms_key_id=args.log_kms_key_arn,
+                opts=child,
+            )
+            for log in LOG_EXPORTS
+        ]
+
         final_snapshot_identifier = None
         if args.settings.final_snapshot:
             # A fresh suffix per stack lifetime: re-creating and destroying the stack again must
@@ -127,14 +147,14 @@ class Database(pulumi.ComponentResource):
             performance_insights_retention_period=(
                 PERFORMANCE_INSIGHTS_RETENTION_DAYS if args.settings.performance_insights else None
             ),
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             monitoring_interval=args.monitoring_interval,
             monitoring_role_arn=args.monitoring_role_arn,
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
             apply_immediately=False,
             tags=name_tag(args.identifier),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups),
         )
 
         self.identifier = instance.identifier

@@ -4,8 +4,7 @@ An internet-facing ALB in the public subnets forwards to an `ip` target group on
 port; the pods are registered into it from the cluster (TargetGroupBinding, next to the
 workload). Health checks use the readiness probe, and the deregistration delay is tied to the
 pods' preStop drain (`infra.contract`). HTTPS with a TLS 1.2/1.3 policy when a certificate is
-configured (HTTP then only redirects); a WAF web ACL rate-limits each client IP and applies the
-AWS managed common rule set.
+configured (HTTP then only redirects); a WAF web ACL (infra/components/waf.py) in front.
 """
 
 from __future__ import annotations
@@ -17,26 +16,12 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import contract
+from infra.components import waf
 from infra.components.security import allow_tcp_from_cidrs
 from infra.config import LoadBalancerConfig
 from infra.tags import name_tag
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 only
-WAF_RATE_WINDOW_SECONDS = 300
-COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
-KNOWN_BAD_INPUTS_RULE_SET = "AWSManagedRulesKnownBadInputsRuleSet"
-# The common rule set blocks request bodies over 8 KB; agent conversations send longer ones,
-# and the service enforces its own body limit. Counted, not blocked.
-COUNTED_COMMON_RULES = ("SizeRestrictions_BODY",)
-
-_ManagedGroup = aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs
-_Override = aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs
-_UseInstead = (
-    aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs
-)
-_Count = (
-    aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs
-)
 
 
 @dataclass(frozen=True)
@@ -124,6 +109,8 @@ class LoadBalancer(pulumi.ComponentResource):
             subnets=list(args.subnet_ids),
             security_groups=[security_group.id],
             drop_invalid_header_fields=True,
+            # Longer than the longest (non-streaming) chat, which sends nothing while it waits.
+            idle_timeout=args.settings.idle_timeout_seconds,
             enable_deletion_protection=args.deletion_protection,
             access_logs=args.access_logs,
             tags=name_tag(args.name_prefix, "alb"),
@@ -179,7 +166,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=child,
             )
 
-        web_acl = self._web_acl(name, args, child)
+        web_acl = waf.web_acl(name, args.name_prefix, args.settings.waf_rate_limit, child)
         aws.wafv2.WebAclAssociation(
             f"{name}-waf-association",
             resource_arn=alb.arn,
@@ -204,71 +191,4 @@ class LoadBalancer(pulumi.ComponentResource):
                 "securityGroupId": self.security_group_id,
                 "webAclArn": self.web_acl_arn,
             }
-        )
-
-    @staticmethod
-    def _web_acl(
-        name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions
-    ) -> aws.wafv2.WebAcl:
-        metric = args.name_prefix.replace("_", "-")
-
-        def visibility(suffix: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
-            return aws.wafv2.WebAclRuleVisibilityConfigArgs(
-                cloudwatch_metrics_enabled=True,
-                metric_name=f"{metric}-{suffix}",
-                sampled_requests_enabled=True,
-            )
-
-        def managed(priority: int, group: str, counted: Sequence[str] = ()):
-            return aws.wafv2.WebAclRuleArgs(
-                name=group,
-                priority=priority,
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
-                ),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    managed_rule_group_statement=_ManagedGroup(
-                        name=group,
-                        vendor_name="AWS",
-                        rule_action_overrides=[
-                            _Override(name=rule, action_to_use=_UseInstead(count=_Count()))
-                            for rule in counted
-                        ]
-                        or None,
-                    )
-                ),
-                visibility_config=visibility(group),
-            )
-
-        rate_limit = aws.wafv2.WebAclRuleArgs(
-            name="rate-limit-per-ip",
-            priority=0,
-            action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
-            statement=aws.wafv2.WebAclRuleStatementArgs(
-                rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                    limit=args.settings.waf_rate_limit,
-                    aggregate_key_type="IP",
-                    evaluation_window_sec=WAF_RATE_WINDOW_SECONDS,
-                )
-            ),
-            visibility_config=visibility("rate-limit"),
-        )
-        return aws.wafv2.WebAcl(
-            f"{name}-waf",
-            scope="REGIONAL",
-            description="Per-IP rate limit and AWS managed rules in front of the ALB",
-            default_action=aws.wafv2.WebAclDefaultActionArgs(
-                allow=aws.wafv2.WebAclDefaultActionAllowArgs()
-            ),
-            rules=[
-                rate_limit,
-                managed(1, COMMON_RULE_SET, COUNTED_COMMON_RULES),
-                managed(2, KNOWN_BAD_INPUTS_RULE_SET),
-            ],
-            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
-                cloudwatch_metrics_enabled=True,
-                metric_name=f"{metric}-web-acl",
-                sampled_requests_enabled=True,
-            ),
-            opts=opts,
         )

@@ -71,6 +71,8 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
     database_subnet_ids: list[pulumi.Output[str]]
+    public_subnet_cidrs: list[str]  # where the ALB's nodes are: the API admits only them
+    private_subnet_cidrs: list[str]  # nodes, pods and the metrics scraper
     database_subnet_cidrs: list[str]  # for NetworkPolicies towards the data stores
     workload_security_group_id: pulumi.Output[str]
     nat_gateway_ids: list[pulumi.Output[str]]
@@ -204,6 +206,8 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = [s.id for s in public]
         self.private_subnet_ids = [s.id for s in private]
         self.database_subnet_ids = [s.id for s in database]
+        self.public_subnet_cidrs = [plan.public for plan in plans]
+        self.private_subnet_cidrs = [plan.private for plan in plans]
         self.database_subnet_cidrs = [plan.database for plan in plans]
         self.workload_security_group_id = workload_sg.id
         self.nat_gateway_ids = [nat.id for nat in nats]

@@ -11,14 +11,17 @@ import re
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
+# Kubernetes minors with a row in infra/config/kubernetes.py (support dates, node release,
+# add-on versions) and a cluster-autoscaler of the same minor (infra/components/addons.py).
+from infra.config.kubernetes import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS  # noqa: F401
+
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 VPC_PREFIX_RANGE = (16, 20)  # /20 still leaves /26 public and database subnets (see network.py)
 
-# Minors in EKS standard support (1.34 leaves it on 2026-12-02) for which a cluster-autoscaler
-# release of the same minor is pinned (infra/addons.py). 1.37: once cluster-autoscaler 1.37 ships.
-KUBERNETES_VERSIONS = ("1.35", "1.36")
-DEFAULT_KUBERNETES_VERSION = "1.36"
 POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
+# Zones EKS cannot place a cluster in (by zone ID: names map to IDs differently per account),
+# https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html ("Subnet requirements").
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
 CLOUDWATCH_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
@@ -53,6 +56,8 @@ _IMAGE = re.compile(
     rf"^(?:{_DOMAIN}(?::[0-9]+)?/)?{_NAME_PART}(?:/{_NAME_PART})*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
+_VPC_ID = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DAILY_WINDOW = re.compile(r"^(?P<a>[0-2][0-9]:[0-5][0-9])-(?P<b>[0-2][0-9]:[0-5][0-9])$")
 _WEEKLY_WINDOW = re.compile(
@@ -79,6 +84,16 @@ def vpc_cidr(value: str) -> bool:
     net = ipaddress.IPv4Network(value)
     lo, hi = VPC_PREFIX_RANGE
     return lo <= net.prefixlen <= hi and any(net.subnet_of(block) for block in RFC1918)
+
+
+def vpc_id(value: str) -> bool:
+    """A VPC id such as vpc-0a1b2c3d4e5f60718."""
+    return bool(_VPC_ID.match(value))
+
+
+def subnet_id(value: str) -> bool:
+    """A subnet id such as subnet-0a1b2c3d4e5f60718."""
+    return bool(_SUBNET_ID.match(value))
 
 
 def region(value: str) -> bool:

@@ -7,7 +7,10 @@ tests check both files still match, so the docs cannot drift from the code.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from infra.config.loader import KEYS
 from infra.config.spec import ENVIRONMENTS, Key
@@ -83,3 +86,21 @@ def markdown_table() -> str:
         row = [f"`{key.name}`", key.type, *cells, key.allowed, key.help]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines)
+
+
+def write(root: Path) -> list[Path]:
+    """Rewrite Pulumi.yaml's `config:` block and README's configuration table in place."""
+    project = root / "Pulumi.yaml"
+    head = project.read_text().split("\nconfig:\n", 1)[0]
+    block = yaml.safe_dump({"config": pulumi_yaml_config()}, sort_keys=False, width=100)
+    project.write_text(f"{head}\n{block}")
+
+    readme = root / "README.md"
+    lines = readme.read_text().split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Key | Type | dev "))
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[start:end] = markdown_table().split("\n")
+    readme.write_text("\n".join(lines))
+    return [project, readme]

@@ -10,6 +10,7 @@ is allowed, so `pulumi preview` stops before touching anything.
 from __future__ import annotations
 
 import difflib
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pulumi
@@ -33,6 +34,9 @@ from infra.config.sections import (
 from infra.config.sections.operations import amp_workspace_region
 from infra.config.spec import ENVIRONMENTS, NAMESPACE, REVIEW_STACK, ConfigError, Key, Section
 
+# Environments whose load balancer must serve HTTPS (HTTP only redirects) unless opted out.
+HTTPS_ENVIRONMENTS = ("staging", "prod")
+
 
 class StackConfig(BaseModel):
     """The whole validated configuration of one stack."""
@@ -43,6 +47,7 @@ class StackConfig(BaseModel):
     stack: str
     environment: str  # resolved: dev, staging or prod
     region: str
+    today: date  # the day the config was checked against calendars (EKS support)
     settings: StackSettings
     network: NetworkConfig
     database: DatabaseConfig
@@ -57,6 +62,19 @@ class StackConfig(BaseModel):
     @model_validator(mode="after")
     def _relations(self, info: ValidationInfo) -> StackConfig:
         arn = self.load_balancer.certificate_arn
+        plain_http = self.load_balancer.allow_plain_http
+        if not arn and self.environment in HTTPS_ENVIRONMENTS and not plain_http:
+            raise broken(
+                "certificateArn",
+                f"empty in a {self.environment} stack; allowed: an ACM certificate ARN in "
+                f"aws:region ({self.region}), such as arn:{self.partition}:acm:{self.region}:"
+                "123456789012:certificate/<id> (or allowPlainHttp true to serve plain HTTP)",
+            )
+        if arn and plain_http:
+            raise broken(
+                "allowPlainHttp",
+                "true while certificateArn is set; allowed: false (HTTP redirects to HTTPS)",
+            )
         if arn and checks.acm_certificate_region(arn) != self.region:
             raise broken(
                 "certificateArn",
@@ -88,6 +106,11 @@ class StackConfig(BaseModel):
         return f"{self.project}-{self.stack}"
 
 
+def utc_today() -> date:
+    """Today in UTC (EKS support dates are UTC days)."""
+    return datetime.now(UTC).date()
+
+
 def sections() -> dict[str, type[Section]]:
     """StackConfig attribute -> section model, in declaration order."""
     return {
@@ -116,9 +139,12 @@ def environment_of(stack: str, explicit: str | None = None) -> str:
     )
 
 
-def load_config() -> StackConfig:
-    """Read and validate the current stack's configuration (raises ConfigError)."""
-    return read(pulumi.get_project(), pulumi.get_stack())
+def load_config(today: date | None = None) -> StackConfig:
+    """Read and validate the current stack's configuration (raises ConfigError).
+
+    `today` (default: the current UTC date) is what the EKS support calendar is checked against.
+    """
+    return read(pulumi.get_project(), pulumi.get_stack(), today)
 
 
 def _raw(full_name: str) -> str | None:
@@ -160,7 +186,7 @@ def _secret(k: Key) -> pulumi.Output[str] | None:
     return pulumi.Config(NAMESPACE).get_secret(k.name)
 
 
-def read(project: str, stack: str) -> StackConfig:
+def read(project: str, stack: str, today: date | None = None) -> StackConfig:
     """Every key read, defaulted for the environment, validated and assembled."""
     _reject_unknown_keys()
     region = _region()
@@ -184,10 +210,12 @@ def read(project: str, stack: str) -> StackConfig:
             section[k.name] = k.default(environment)
         else:
             section[k.name] = raw_text[k.name] = raw
-    document = {"project": project, "stack": stack, "environment": environment}
+    today = today or utc_today()
+    document = {"project": project, "stack": stack, "environment": environment, "today": today}
     try:
         return StackConfig.model_validate(
-            {**document, "region": region, **values}, context={"defaulted": defaulted}
+            {**document, "region": region, **values},
+            context={"defaulted": defaulted, "today": today},
         )
     except ValidationError as exc:
         raise _one_line(exc, raw_text) from None

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from infra.config.spec import NAMESPACE
+from infra.config.spec import NAMESPACE, KeySpec
 
 
 def broken(key: str, text: str) -> PydanticCustomError:
@@ -56,3 +56,16 @@ def at_most(model: BaseModel, low: str, high: str, size: Any) -> None:
     if size(lo) > size(hi):
         a, b = _alias(model, low), _alias(model, high)
         raise broken(a, f"{lo!r} is greater than {b} ({hi!r}); allowed: {a} <= {b}")
+
+
+def explicitly_set(model: BaseModel, info: ValidationInfo, field: str) -> bool:
+    """Whether the user set `field`'s key (as far as the program can tell).
+
+    The CLI hands the program Pulumi.yaml's project defaults as values, so a key whose default
+    is the same in every environment counts as set only when its value differs from it.
+    """
+    if info.context is None or _alias(model, field) in info.context.get("defaulted", set()):
+        return False
+    spec = next(m for m in type(model).model_fields[field].metadata if isinstance(m, KeySpec))
+    same_everywhere = len({repr(d) for d in spec.defaults}) == 1
+    return not (same_everywhere and getattr(model, field) == spec.defaults[0])

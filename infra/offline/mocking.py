@@ -28,6 +28,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
 
 from infra.offline.mocks import ACCOUNT_ID, PlatformMocks, UnmockedInvokeError
+from infra.offline.networks import EXAMPLE_NETWORK, NetworkLookup
 from infra.offline.records import (
     REDACTED,
     Graph,
@@ -150,6 +151,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=tuple(request.dependencies),
                     engine_urn=self._engine_urns[response.urn],
                     aliases=tuple(aliases),
+                    custom_timeouts={
+                        kind: getattr(request.customTimeouts, kind)
+                        for kind in ("create", "update", "delete")
+                        if getattr(request.customTimeouts, kind)
+                    },
                 )
             )
         return response
@@ -196,7 +202,8 @@ def run(
     stack: str,
     config: Mapping[str, str],
     secret_keys: Iterable[str] = (),
-    zones: Sequence[str] | None = None,
+    zones: Sequence[str] | Mapping[str, str] | None = None,
+    network: NetworkLookup | None = None,
     recorder: Recorder | None = None,
     logger: logging.Logger | None = None,
 ) -> Graph:
@@ -207,7 +214,7 @@ def run(
     """
     _ensure_event_loop()
     region = config.get("aws:region") or "us-east-1"
-    mocks = PlatformMocks(region=region, zones=zones)
+    mocks = PlatformMocks(region=region, zones=zones, network=network or EXAMPLE_NETWORK)
     monitor = RecordingMonitor(mocks)
     if recorder is not None:
         recorder.monitor = monitor

@@ -15,10 +15,27 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
+from infra.offline.networks import EXAMPLE_NETWORK, NetworkLookup
 from infra.offline.records import unwrap
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_ZONE_SUFFIXES = "abcdef"
+# Zone numbers of the default zones a..f. Names map to zone IDs differently in every account;
+# here the zone EKS does not support in us-east-1 and ca-central-1 (az3) is the sixth.
+DEFAULT_ZONE_NUMBERS = (1, 2, 4, 5, 6, 3)
+_DIRECTIONS = {
+    "east": "e", "west": "w", "north": "n", "south": "s", "central": "c",
+    "northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw",
+}  # fmt: skip
+
+
+def zone_id_prefix(region: str) -> str:
+    """The prefix of a region's zone IDs: use1 for us-east-1, apse2 for ap-southeast-2."""
+    parts = region.split("-")
+    if len(parts) < 3:
+        return region  # not a region: the program refuses it before asking for zones
+    country, direction, number = parts[-3:]
+    return f"{country}{_DIRECTIONS.get(direction, direction[:1])}{number}"
 
 
 class UnmockedInvokeError(LookupError):
@@ -52,11 +69,22 @@ _ARN_SERVICE = {"lb": "elasticloadbalancing", "cloudwatch": "logs", "vpc": "ec2"
 class PlatformMocks(pulumi_mocks.Mocks):
     """Answers registrations and invokes with deterministic, realistic-looking values."""
 
-    def __init__(self, region: str, zones: Sequence[str] | None = None):
+    def __init__(
+        self,
+        region: str,
+        zones: Sequence[str] | Mapping[str, str] | None = None,
+        network: NetworkLookup = EXAMPLE_NETWORK,
+    ):
+        """`zones`: the region's zone names, or names -> zone IDs (an account's mapping)."""
         self.region = region
-        self.zones = list(zones) if zones is not None else [
-            f"{region}{s}" for s in DEFAULT_ZONE_SUFFIXES
-        ]  # fmt: skip
+        prefix = zone_id_prefix(region)
+        if zones is None:
+            zones = [f"{region}{s}" for s in DEFAULT_ZONE_SUFFIXES]
+        if not isinstance(zones, Mapping):
+            numbers = DEFAULT_ZONE_NUMBERS + tuple(range(7, len(zones) + 1))
+            zones = {name: f"{prefix}-az{n}" for name, n in zip(zones, numbers, strict=False)}
+        self.zones: dict[str, str] = dict(sorted(zones.items()))
+        self.network = network
         self.invokes: list[pulumi_mocks.MockCallArgs] = []
 
     # Resources -----------------------------------------------------------------------------
@@ -226,22 +254,35 @@ class PlatformMocks(pulumi_mocks.Mocks):
         }
 
     # Invokes -------------------------------------------------------------------------------
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict | tuple[dict, list]:
+        """An invoke's result; a lookup that finds nothing fails the invoke, as AWS's would
+        (the program sees the error and the run goes on)."""
         self.invokes.append(args)
         answers = {
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
+            "aws:ec2/getSubnet:getSubnet": lambda a: dict(self.network.subnet(a["id"])),
+            "aws:ec2/getRouteTables:getRouteTables": lambda a: {
+                "id": a["vpcId"],
+                "vpcId": a["vpcId"],
+                "ids": self.network.route_table_ids(a["vpcId"]),
+            },
+            "aws:ec2/getRouteTable:getRouteTable": lambda a: dict(
+                self.network.route_table(a["routeTableId"])
+            ),
             "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
             "aws:index/getRegion:getRegion": self._region,
             "aws:index/getPartition:getPartition": self._partition,
             "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._ecr_token,
-            "aws:eks/getAddonVersion:getAddonVersion": self._addon_version,
         }
         answer = answers.get(args.token)
         if answer is None:
             raise UnmockedInvokeError(
                 f"no mock answers invoke {args.token}; add it to PlatformMocks"
             )
-        return answer(unwrap(dict(args.args)))
+        try:
+            return answer(unwrap(dict(args.args)))
+        except LookupError as exc:
+            return {}, [("id", str(exc))]
 
     def _ecr_token(self, args: Mapping[str, Any]) -> dict:
         registry = args.get("registryId", ACCOUNT_ID)
@@ -256,30 +297,20 @@ class PlatformMocks(pulumi_mocks.Mocks):
             "expiresAt": "2030-01-01T00:00:00Z",
         }
 
-    # A plausible default version of each EKS add-on, per Kubernetes minor.
-    ADDON_VERSIONS: Mapping[str, str] = {
-        "coredns": "v1.12.4-eksbuild.1",
-        "metrics-server": "v0.8.1-eksbuild.2",
-        "kube-proxy": "v{minor}.0-eksbuild.2",
-        "vpc-cni": "v1.20.4-eksbuild.1",
-    }
-
-    def _addon_version(self, args: Mapping[str, Any]) -> dict:
-        addon, minor = args["addonName"], args["kubernetesVersion"]
-        return {
-            "id": addon,
-            "addonName": addon,
-            "kubernetesVersion": minor,
-            "mostRecent": bool(args.get("mostRecent", False)),
-            "version": self.ADDON_VERSIONS[addon].format(minor=minor),
+    def _zones(self, args: Mapping[str, Any]) -> dict:
+        # As EC2 answers: sorted by name, IDs paired with names, exclusions applied.
+        excluded_ids = set(args.get("excludeZoneIds") or ())
+        excluded_names = set(args.get("excludeNames") or ())
+        zones = {
+            name: zone_id
+            for name, zone_id in self.zones.items()
+            if zone_id not in excluded_ids and name not in excluded_names
         }
-
-    def _zones(self, _args: Mapping[str, Any]) -> dict:
         return {
             "id": self.region,
-            "names": list(self.zones),
-            "zoneIds": [f"use1-az{i + 1}" for i in range(len(self.zones))],
-            "groupNames": [self.region] * len(self.zones),
+            "names": list(zones),
+            "zoneIds": list(zones.values()),
+            "groupNames": [self.region] * len(zones),
             "state": "available",
         }
 

@@ -74,6 +74,7 @@ class RecordedResource:
     dependencies: tuple[str, ...] = ()  # URNs: explicit depends_on and inputs' resources
     engine_urn: str = ""  # the URN the real engine gives it (full parent type chain)
     aliases: tuple[str, ...] = ()  # engine URNs it answered to before (`aliases=`)
+    custom_timeouts: Mapping[str, str] = field(default_factory=dict)  # create/update/delete
 
     @property
     def inputs(self) -> dict[str, Any]:

@@ -8,11 +8,13 @@ credentials and no network.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
 from collections import Counter
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,15 @@ from infra.stack import build
 _NOT_OBJECT_GROUPS = ("helm.sh", "yaml", "kustomize")
 
 
-def render(stack: str, out: Path, root: Path | None = None) -> Graph:
-    """Run the program for `stack` and write the plan into `out`."""
+def render(stack: str, out: Path, root: Path | None = None, today: date | None = None) -> Graph:
+    """Run the program for `stack` and write the plan into `out`.
+
+    `today` (default: the current UTC date) is the day the EKS support calendar is checked on.
+    """
     root = root or Path.cwd()
     files = stackfiles.load(root, stack)
     graph = mocking.run(
-        build,
+        functools.partial(build, today=today),
         project=files.project,
         stack=stack,
         config=files.config,

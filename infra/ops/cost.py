@@ -208,6 +208,7 @@ FREE = {
     "aws:ec2/vpc:Vpc",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "aws:eks/addon:Addon",
+    "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:elasticache/subnetGroup:SubnetGroup",
     "aws:iam/policy:Policy",
     "aws:iam/role:Role",

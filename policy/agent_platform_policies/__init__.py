@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import advisory, cluster, encryption, exposure, operations, production, tagging, workloads
+from . import (
+    advisory,
+    cluster,
+    encryption,
+    exposure,
+    operations,
+    prod_exposure,
+    production,
+    tagging,
+    workloads,
+)
 
 PACK_NAME = "agent-platform"
 
@@ -18,6 +28,7 @@ ALL_POLICIES: list[Policy] = [
     *cluster.POLICIES,
     *production.POLICIES,
     *operations.POLICIES,
+    *prod_exposure.POLICIES,
     *tagging.POLICIES,
     *workloads.POLICIES,
     *advisory.POLICIES,

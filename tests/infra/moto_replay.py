@@ -36,6 +36,7 @@ NOT_REPLAYED = {
     "aws:eks/addon:Addon": "moto has no EKS add-on API",
     "aws:amp/scraper:Scraper": "moto has no API for AMP's managed scrapers",
     "aws:amp/alertManagerDefinition:AlertManagerDefinition": "moto has no AMP alert manager API",
+    "aws:elasticache/parameterGroup:ParameterGroup": "moto has no cache parameter group API",
 }
 # pulumi-eks components: replayed as the EKS cluster (with the security group EKS creates for
 # it) and the managed node group they stand for.

@@ -12,9 +12,11 @@ use un-namespaced keys for `agent-platform:` (or full `ns:key` names) and Python
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,14 @@ import pytest
 from infra.config import NAMESPACE, ConfigError
 from infra.offline import mocking, stackfiles
 from infra.offline.mocking import Graph, Recorder
+from infra.offline.networks import NetworkLookup
 from infra.stack import build
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "staging", "prod")
+# The day the program's EKS support calendar is checked against in these runs, so a plan does
+# not change with the calendar (tests that mean the real date say so).
+TODAY = date(2026, 12, 2)
 
 _LOGGER = logging.getLogger("tests.infra.engine")
 _LOGGER.propagate = False
@@ -68,19 +74,23 @@ def run_program(
     config_overrides: Mapping[str, Any] | None = None,
     *,
     secrets: Mapping[str, str] | None = None,
-    program: Callable[[], Mapping[str, Any] | None] = build,
-    zones: Sequence[str] | None = None,
+    program: Callable[[], Mapping[str, Any] | None] | None = None,
+    zones: Sequence[str] | Mapping[str, str] | None = None,
+    network: NetworkLookup | None = None,
     recorder: Recorder | None = None,
+    today: date = TODAY,
 ) -> Graph:
-    """Run `program` (default: the stack) under mocks; return every resource and output."""
+    """Run `program` (default: the stack, its support calendar checked on `today`) under mocks;
+    return every resource and output."""
     project, config, secret_keys = stack_config(stack, config_overrides, secrets)
     return mocking.run(
-        program,
+        program or functools.partial(build, today=today),
         project=project,
         stack=stack,
         config=config,
         secret_keys=secret_keys,
         zones=zones,
+        network=network,
         recorder=recorder,
         logger=_LOGGER,
     )
@@ -101,12 +111,17 @@ def config_error(
     config_overrides: Mapping[str, Any] | None = None,
     *,
     secrets: Mapping[str, str] | None = None,
-    zones: Sequence[str] | None = None,
+    zones: Sequence[str] | Mapping[str, str] | None = None,
+    network: NetworkLookup | None = None,
+    today: date = TODAY,
 ) -> str:
     """The ConfigError message of a run that must fail, checking nothing AWS was registered."""
     recorder = Recorder()
     with pytest.raises(ConfigError) as caught:
-        run_program(stack, config_overrides, secrets=secrets, zones=zones, recorder=recorder)
+        run_program(
+            stack, config_overrides, secrets=secrets, zones=zones, network=network,
+            recorder=recorder, today=today,
+        )  # fmt: skip
     registered = [r.type for r in recorder.records if r.type != "pulumi:providers:aws"]
     assert registered == [], f"resources registered before the config error: {registered}"
     message = str(caught.value)

@@ -65,3 +65,14 @@ def test_valkey_is_a_drop_in_engine():
     group = run_program("dev", {"cacheEngine": "valkey"}).one(GROUP)
     assert (group.get("engine"), group.get("engineVersion")) == ("valkey", "8.0")
     assert group.get("transitEncryptionEnabled") is True
+
+
+@pytest.mark.parametrize(("engine", "family"), [("redis", "redis7"), ("valkey", "valkey8")])
+def test_the_cache_evicts_only_keys_with_a_ttl_never_the_task_streams(engine, family):
+    graph = run_program("prod", {"cacheEngine": engine})
+    params = graph.one("aws:elasticache/parameterGroup:ParameterGroup")
+    # volatile-lru: cold cached replies go first; the streams (no TTL) never; a lost lock is
+    # fenced by the service (tests/faults/test_session_locks.py).
+    assert params.get("parameters") == [{"name": "maxmemory-policy", "value": "volatile-lru"}]
+    assert params.get("family") == family
+    assert graph.one(GROUP).get("parameterGroupName") == params.outputs["name"]

@@ -101,3 +101,33 @@ def test_engine_version_drives_the_parameter_group_family():
     graph = run_program("dev", {"dbEngineVersion": "16"})
     assert graph.one("aws:rds/parameterGroup:ParameterGroup").get("family") == "postgres16"
     assert graph.one(INSTANCE).get("engineVersion") == "16"
+
+
+def test_the_exported_logs_go_to_groups_created_first_with_the_stacks_retention(graph):
+    db = graph.one(INSTANCE)
+    identifier = f"agent-platform-{graph.stack}"
+    assert db.get("identifier") == identifier
+    assert db.get("enabledCloudwatchLogsExports") == ["postgresql", "upgrade"]
+    groups = {
+        g.get("name"): g
+        for g in graph.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.get("name", "").startswith("/aws/rds/")
+    }
+    # The names RDS writes to; without them RDS creates never-expiring groups itself.
+    assert set(groups) == {
+        f"/aws/rds/instance/{identifier}/postgresql",
+        f"/aws/rds/instance/{identifier}/upgrade",
+    }
+    for group in groups.values():
+        assert group.get("retentionInDays") == 90
+        assert graph.depends_on(db, group), group.get("name")
+
+
+def test_the_log_retention_is_configurable():
+    graph = run_program("dev", {"dbLogRetentionDays": 14})
+    retention = {
+        g.get("retentionInDays")
+        for g in graph.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.get("name", "").startswith("/aws/rds/")
+    }
+    assert retention == {14}

@@ -6,7 +6,7 @@ import pytest
 
 from infra import contract
 from infra.config import KEYS_BY_NAME
-from tests.infra.pulumi_harness import STACKS, graph_of, run_program
+from tests.infra.pulumi_harness import STACKS, config_error, graph_of, run_program
 
 ALB = "aws:lb/loadBalancer:LoadBalancer"
 TG = "aws:lb/targetGroup:TargetGroup"
@@ -28,6 +28,28 @@ def test_deletion_protection_follows_the_environment(stack):
     assert alb.get("enableDeletionProtection") is KEYS_BY_NAME["deletionProtection"].default(stack)
 
 
+def test_the_idle_timeout_outlasts_the_longest_chat_and_the_service_keeps_connections_longer(
+    graph,
+):
+    # A non-streaming chat is silent for up to 3 model attempts of 30 s and 2 backoffs of 10 s.
+    longest_chat = 30 * 3 + 10 * 2
+    assert graph.one(ALB).get("idleTimeout") == 150 > longest_chat
+    config = graph.one("kubernetes:core/v1:ConfigMap").get("data")
+    assert config["KEEP_ALIVE_TIMEOUT_SECONDS"] == "155"
+    longer = run_program("dev", {"albIdleTimeoutSeconds": 600})
+    assert longer.one(ALB).get("idleTimeout") == 600
+    data = longer.one("kubernetes:core/v1:ConfigMap").get("data")
+    assert int(data["KEEP_ALIVE_TIMEOUT_SECONDS"]) == 605
+
+
+def test_an_idle_timeout_shorter_than_a_chat_is_refused():
+    message = config_error("dev", {"albIdleTimeoutSeconds": 60})
+    assert message == (
+        "agent-platform:albIdleTimeoutSeconds: 60 is not valid; allowed: 120..4000 (seconds; "
+        "the longest chat takes 110)"
+    )
+
+
 def test_the_target_group_sends_to_pod_ips_on_the_service_port_checking_readiness(graph):
     tg = graph.one(TG)
     assert (tg.get("targetType"), tg.get("protocol"), tg.get("port")) == ("ip", "HTTP", 8000)
@@ -45,7 +67,8 @@ def test_deregistration_outlasts_the_prestop_drain_and_ends_before_the_pod_is_ki
     assert contract.PRESTOP_SLEEP_SECONDS < delay < contract.TERMINATION_GRACE_PERIOD_SECONDS
 
 
-def test_without_a_certificate_http_forwards_and_there_is_no_https(graph):
+def test_without_a_certificate_http_forwards_and_there_is_no_https(dev):
+    graph = dev
     (listener,) = graph.of_type(LISTENER)
     assert (listener.get("port"), listener.get("protocol")) == (80, "HTTP")
     (action,) = listener.get("defaultActions")
@@ -69,31 +92,7 @@ def test_with_a_certificate_http_redirects_and_https_uses_tls_1_2_or_1_3():
     assert graph.outputs["albUrl"].startswith("https://")
 
 
-def test_the_waf_rate_limits_each_ip_and_applies_the_common_rule_set(graph):
-    acl = graph.one("aws:wafv2/webAcl:WebAcl")
-    assert acl.get("scope") == "REGIONAL"
-    assert acl.get("defaultAction") == {"allow": {}}
-    rules = {rule["name"]: rule for rule in acl.get("rules")}
-    rate = rules["rate-limit-per-ip"]
-    assert rate["action"] == {"block": {}}
-    assert rate["statement"]["rateBasedStatement"] == {
-        "limit": 100,
-        "aggregateKeyType": "IP",
-        "evaluationWindowSec": 300,
-    }
-    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
-    assert common["vendorName"] == "AWS"
-    assert rules["AWSManagedRulesCommonRuleSet"]["overrideAction"] == {"none": {}}
-    assert len({rule["priority"] for rule in rules.values()}) == len(rules)
-
-
 def test_the_waf_is_attached_to_the_alb(graph):
     association = graph.one("aws:wafv2/webAclAssociation:WebAclAssociation")
     assert association.get("resourceArn") == graph.one(ALB).outputs["arn"]
     assert association.get("webAclArn") == graph.one("aws:wafv2/webAcl:WebAcl").outputs["arn"]
-
-
-def test_the_rate_limit_is_configurable():
-    acl = run_program("dev", {"wafRateLimit": 2000}).one("aws:wafv2/webAcl:WebAcl")
-    (rate,) = [r for r in acl.get("rules") if "rateBasedStatement" in r["statement"]]
-    assert rate["statement"]["rateBasedStatement"]["limit"] == 2000

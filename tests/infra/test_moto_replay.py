@@ -46,9 +46,20 @@ def with_inputs(graph: Graph, name: str, **changes) -> Graph:
     return dataclasses.replace(graph, resources=resources)
 
 
+def certificate(endpoint: str) -> str:
+    """A certificate moto's ACM knows (AWS checks the listener's certificate exists)."""
+    acm = boto3.client(
+        "acm", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    return acm.request_certificate(DomainName="agent.example.com")["CertificateArn"]
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, stack):
+def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, moto_endpoint, stack):
     graph = graph_of(stack)
+    if stack == "prod":  # its stack file's certificate is a placeholder (next test)
+        graph = run_program("prod", {"certificateArn": certificate(moto_endpoint)})
     replay.run(graph)
     expected = Replay.replayed(graph)
     assert sorted(replay.created) == sorted((r.type, r.name) for r in expected)
@@ -58,6 +69,7 @@ def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, stack):
         "aws:eks/addon:Addon",
         "aws:amp/scraper:Scraper",
         "aws:amp/alertManagerDefinition:AlertManagerDefinition",
+        "aws:elasticache/parameterGroup:ParameterGroup",
     }
 
     vpc_id = replay.ref(graph.outputs["vpcId"])
@@ -84,13 +96,13 @@ def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, stack):
     assert {rule["Name"] for rule in acl["WebACL"]["Rules"]} >= {"rate-limit-per-ip"}
 
 
+def test_the_stack_files_placeholder_certificate_must_be_replaced_before_pulumi_up(replay):
+    with pytest.raises(ClientError, match="CertificateNotFound"):
+        replay.run(graph_of("prod"))
+
+
 def test_aws_accepts_the_https_listener_with_a_real_certificate(replay, moto_endpoint):
-    acm = boto3.client(
-        "acm", endpoint_url=moto_endpoint, region_name=REGION,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
-    arn = acm.request_certificate(DomainName="agent.example.com")["CertificateArn"]
-    replay.run(run_program("prod", {"certificateArn": arn}))
+    replay.run(run_program("prod", {"certificateArn": certificate(moto_endpoint)}))
     listeners = replay.elbv2.describe_listeners(
         LoadBalancerArn=replay.elbv2.describe_load_balancers()["LoadBalancers"][0][
             "LoadBalancerArn"

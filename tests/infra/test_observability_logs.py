@@ -138,7 +138,8 @@ def test_the_stacks_log_groups_are_encrypted_with_its_key_outside_dev(stack, enc
     key = graph.one("aws:kms/key:Key", "sinks-key").outputs["arn"]
     for group in graph.of_type(LOG_GROUP):
         assert group.get("kmsKeyId", None) == (key if encrypted else None), group.name
-    assert len(graph.of_type(LOG_GROUP)) == (2 if stack == "dev" else 3)  # dev: no flow logs
+    # containers, control plane, RDS postgresql and upgrade; flow logs outside dev
+    assert len(graph.of_type(LOG_GROUP)) == (4 if stack == "dev" else 5)
 
 
 def test_cloudwatch_logs_may_use_the_key_for_this_accounts_log_groups_only(prod):

@@ -163,9 +163,13 @@ def test_the_metrics_port_is_separate_and_only_the_service_port_is_exposed(graph
 def test_a_network_policy_admits_the_scraper_on_the_metrics_port(graph):
     spec = netpol(graph, "metrics-ingress")
     assert spec["podSelector"]["matchExpressions"][0]["values"] == ["api", "worker"]
+    # The scraper's ENIs sit in the private subnets (10.0.0.0/19, /19, /19 of a /16 in 3 AZs),
+    # not anywhere in the VPC, which other stacks' pods may share.
     assert spec["ingress"] == [
         {
-            "from": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+            "from": [
+                {"ipBlock": {"cidr": c}} for c in ("10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19")
+            ],
             "ports": [{"protocol": "TCP", "port": 9090}],
         }
     ]

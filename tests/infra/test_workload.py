@@ -52,6 +52,15 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(graph):
         assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v1.36"
 
 
+def test_api_pods_get_the_target_health_readiness_gate(graph):
+    # The load balancer controller injects the gate into pods of this namespace that a
+    # TargetGroupBinding's Service selects, when they are created: label first, binding first.
+    labels = graph.one("kubernetes:core/v1:Namespace").get("metadata.labels")
+    assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+    assert len(labels) == 7  # the six Pod Security labels and the gate
+    assert graph.depends_on(deployment(graph, "agent-api"), graph.one(TGB))
+
+
 def test_every_namespaced_object_lives_in_the_service_namespace(graph):
     for resource in graph.resources:
         namespaced = resource.type != "kubernetes:core/v1:Namespace"
@@ -120,6 +129,7 @@ def test_the_config_map_carries_the_service_contract(prod):
         "AWS_REGION": "us-east-1",
         "SHUTDOWN_DRAIN_SECONDS": "5",
         "SHUTDOWN_TIMEOUT_SECONDS": "20",
+        "KEEP_ALIVE_TIMEOUT_SECONDS": "155",
     }
 
 
@@ -188,6 +198,24 @@ def test_the_migration_runs_the_migrate_command_once_per_change(graph):
     assert job.get("spec.backoffLimit") == 3
     assert job.get("spec.activeDeadlineSeconds") == 600
     assert job.get("spec.template.spec.restartPolicy") == "Never"
+
+
+def test_a_failed_migration_is_replaced_by_the_next_update_instead_of_awaited_forever(graph):
+    job = graph.one(JOB)
+    # pulumi-kubernetes: an unready Job is awaited again on the next update (the same failed
+    # Job, never re-run) unless it carries this annotation; then it is replaced and runs again.
+    assert job.get("metadata.annotations") == {"pulumi.com/replaceUnready": "true"}
+    # Pulumi outwaits the Job's own deadline (600 s), so a slow migration fails with the Job's
+    # reason rather than a provider timeout.
+    assert job.custom_timeouts == {"create": "20m", "update": "20m"}
+
+
+def test_the_migration_starts_after_the_permission_to_read_the_database_secret(graph):
+    job = graph.one(JOB)
+    secret_read = graph.one("aws:iam/rolePolicy:RolePolicy", "workload-db-secret-read")
+    assert graph.depends_on(job, secret_read)
+    for name in ("agent-api", "agent-worker"):
+        assert graph.depends_on(deployment(graph, name), secret_read), name
 
 
 def test_pods_start_only_after_nodes_dns_and_their_network_policies(graph):
@@ -434,14 +462,22 @@ def test_everything_is_denied_unless_a_policy_opens_it(graph):
     }  # fmt: skip
 
 
-def test_only_the_api_accepts_traffic_on_8000_from_inside_the_vpc(graph):
+def test_only_the_api_accepts_8000_and_only_from_the_load_balancers_subnets(graph):
     ingress = [p for p in graph.of_type(NETPOL) if p.get("spec").get("ingress")]
     assert sorted(p.get("metadata.name") for p in ingress) == ["api-ingress", "metrics-ingress"]
     spec = policy(graph, "api-ingress")
     assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    public = [
+        s.get("cidrBlock")
+        for s in sorted(graph.of_type("aws:ec2/subnet:Subnet"), key=lambda s: s.name)
+        if "-public-" in s.name
+    ]
+    assert public == ["10.0.192.0/22", "10.0.196.0/22", "10.0.200.0/22"]  # fmt: skip
     assert spec["ingress"] == [
         {
-            "from": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+            # The ALB's nodes, not the whole VPC (kubelet probes come from the node's own IP,
+            # which the VPC CNI's network policy agent always admits).
+            "from": [{"ipBlock": {"cidr": c}} for c in public],
             "ports": [{"protocol": "TCP", "port": 8000}],
         }
     ]

@@ -9,11 +9,17 @@ from tests.policy.policy_harness import program_graph, violations
 from tests.policy.reference_records import good_graph
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/1f2e3d4c-5b6a-7980-1a2b-3c4d5e6f7a8b"
-# The committed dev and prod stacks, and prod as its stack file asks to be completed (HTTPS).
+# The committed stacks (prod and staging with their placeholder certificate and API allow-list),
+# prod with a real-looking certificate, and prod with a private-only Kubernetes API.
 GRAPHS = {
     "dev": ("dev", None),
+    "staging": ("staging", None),
     "prod": ("prod", None),
     "prod-https": ("prod", {"certificateArn": CERTIFICATE}),
+    "prod-private-api": (
+        "prod",
+        {"clusterEndpointPublicAccess": False, "clusterPublicAccessCidrs": None},
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra import contract
-from infra.components.workload import pods
+from infra.components.workload import bedrock, pods
 from infra.components.workload.api import Api, ApiArgs
 from infra.components.workload.common import NAMESPACE, Scaling
 from infra.components.workload.foundation import Foundation, FoundationArgs
@@ -46,7 +46,11 @@ class WorkloadArgs:
     image: pulumi.Input[str]
     image_version: str  # a short label of the image (its content tag)
     region: str
-    vpc_cidr: str
+    account_id: str
+    partition: str
+    http_keepalive_timeout_seconds: int  # longer than the ALB's idle timeout
+    load_balancer_subnet_cidrs: Sequence[str]  # the only sources of the API's port
+    scraper_subnet_cidrs: Sequence[str]  # the only sources of the metrics port
     database_subnet_cidrs: Sequence[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
@@ -93,6 +97,7 @@ def service_environment(args: WorkloadArgs) -> dict[str, pulumi.Input[str]]:
         "AWS_REGION": args.region,
         "SHUTDOWN_DRAIN_SECONDS": str(contract.SHUTDOWN_DRAIN_SECONDS),
         "SHUTDOWN_TIMEOUT_SECONDS": str(contract.SHUTDOWN_TIMEOUT_SECONDS),
+        "KEEP_ALIVE_TIMEOUT_SECONDS": str(args.http_keepalive_timeout_seconds),
         **service_settings(args.settings),
     }
 
@@ -128,7 +133,8 @@ class Workload(pulumi.ComponentResource):
             FoundationArgs(
                 kubernetes_version=args.kubernetes_version,
                 image_version=args.image_version,
-                vpc_cidr=args.vpc_cidr,
+                load_balancer_subnet_cidrs=args.load_balancer_subnet_cidrs,
+                scraper_subnet_cidrs=args.scraper_subnet_cidrs,
                 database_subnet_cidrs=args.database_subnet_cidrs,
                 oidc_provider_arn=args.oidc_provider_arn,
                 oidc_issuer=args.oidc_issuer,
@@ -136,12 +142,22 @@ class Workload(pulumi.ComponentResource):
                 environment=service_environment(args),
                 secret_environment=secret_environment(args),
                 api_keys=args.api_keys,
+                bedrock_policy=bedrock.invoke_policy(
+                    s.model_id, args.region, args.account_id, args.partition
+                )
+                if s.model_backend == "bedrock"
+                else None,
             ),
             self,
             child,
         )
-        # Pods need nodes, DNS and their network paths before they start.
-        before_pods = [*args.cluster_ready, *foundation.policies, foundation.service_account]
+        # Pods need nodes, DNS, their network paths and their IAM permissions before they start.
+        before_pods = [
+            *args.cluster_ready,
+            *foundation.policies,
+            foundation.service_account,
+            *foundation.permissions,
+        ]
         migration = Migration(
             name,
             MigrationArgs(

@@ -1,8 +1,11 @@
 """The API: Deployment, autoscaling and disruption budget, its Service, and the binding that
-puts its pods into the ALB's target group.
+puts its pods into the ALB's target group. The namespace's readiness-gate label makes the load
+balancer controller hold each new pod unready until the ALB sees it healthy, so a rollout never
+retires old pods before their replacements take traffic.
 
-The TargetGroupBinding needs the load balancer controller (its CRD and webhook) and goes first
-on destroy, while the controller can still deregister the targets and drop the finalizer.
+The TargetGroupBinding needs the load balancer controller (its CRD and webhook) and is deleted
+before it on destroy, while the controller can still deregister the targets and drop the
+finalizer.
 """
 
 from __future__ import annotations
@@ -62,10 +65,6 @@ class Api(pulumi.ComponentResource):
             list(args.env_from),
             **pods.api_container_extras(),
         )
-        self.deployment = autoscaled_deployment(
-            self, workload, name, "api", container, args.scaling, args.image_version,
-            args.after, args.namespace,
-        )  # fmt: skip
         service = k8s.core.v1.Service(
             f"{name}-api-service",
             metadata=metadata(API, "api", args.image_version),
@@ -78,7 +77,7 @@ class Api(pulumi.ComponentResource):
             },
             opts=moved(self, workload, [args.namespace]),
         )
-        k8s.apiextensions.CustomResource(
+        binding = k8s.apiextensions.CustomResource(
             f"{name}-api-target-group-binding",
             api_version="elbv2.k8s.aws/v1beta1",
             kind="TargetGroupBinding",
@@ -91,4 +90,10 @@ class Api(pulumi.ComponentResource):
             },
             opts=moved(self, workload, [args.namespace, args.load_balancer_controller]),
         )
+        # The controller injects the target-health readiness gate only into pods created once a
+        # binding refers to their Service: the pods come after it.
+        self.deployment = autoscaled_deployment(
+            self, workload, name, "api", container, args.scaling, args.image_version,
+            [*args.after, binding], args.namespace,
+        )  # fmt: skip
         self.register_outputs({"service": API})

@@ -2,9 +2,10 @@
 
 The namespace enforces the `restricted` Pod Security Standard; its NetworkPolicies deny
 everything, then open what the service needs by name. The service account's IAM role (IRSA) may
-only read the RDS-managed secret. The ConfigMap carries the service's non-secret environment,
-the Secret its Redis URL (TLS, AUTH token), client keys and model key; both are auto-named, so a
-change creates a new object, the Deployments roll to it and the old one goes afterwards.
+only read the RDS-managed secret, and with the Bedrock backend invoke the configured model. The
+ConfigMap carries the service's non-secret environment, the Secret its Redis URL (TLS, AUTH
+token), client keys and model key; both are auto-named, so a change creates a new object, the
+Deployments roll to it and the old one goes afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from infra.components.workload import netpol
 from infra.components.workload.common import NAMESPACE, SERVICE_ACCOUNT, metadata, moved
 
 API_KEY_LENGTH = 40
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,8 @@ class FoundationArgs:
 
     kubernetes_version: str  # the Pod Security Standard version enforced
     image_version: str
-    vpc_cidr: str
+    load_balancer_subnet_cidrs: Sequence[str]
+    scraper_subnet_cidrs: Sequence[str]
     database_subnet_cidrs: Sequence[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
@@ -39,6 +42,7 @@ class FoundationArgs:
     environment: Mapping[str, pulumi.Input[str]]  # the ConfigMap
     secret_environment: Mapping[str, pulumi.Input[str]]  # the Secret (values are secrets)
     api_keys: pulumi.Output[str] | None  # secret; None: one key is generated
+    bedrock_policy: str | None = None  # with modelBackend bedrock: invoke the configured model
 
 
 def secret_read_policy(secret_arn: str) -> str:
@@ -65,6 +69,7 @@ class Foundation(pulumi.ComponentResource):
     policies: list[k8s.networking.v1.NetworkPolicy]
     service_account: k8s.core.v1.ServiceAccount
     role: aws.iam.Role
+    permissions: list[aws.iam.RolePolicy]  # the role's policies: pods start after them
     config_ref: dict  # envFrom entries of the pods
     secret_ref: dict
     api_keys: pulumi.Output[str]  # secret: the keys clients present
@@ -87,9 +92,14 @@ class Foundation(pulumi.ComponentResource):
             metadata={
                 "name": NAMESPACE,
                 "labels": {
-                    f"pod-security.kubernetes.io/{mode}{suffix}": value
-                    for mode in ("enforce", "audit", "warn")
-                    for suffix, value in (("", "restricted"), ("-version", version))
+                    **{
+                        f"pod-security.kubernetes.io/{mode}{suffix}": value
+                        for mode in ("enforce", "audit", "warn")
+                        for suffix, value in (("", "restricted"), ("-version", version))
+                    },
+                    # The load balancer controller gives API pods a readiness gate: a rollout
+                    # continues only once new pods are healthy in the ALB's target group.
+                    READINESS_GATE_LABEL: "enabled",
                 },
             },
             opts=moved(self, workload),
@@ -99,7 +109,11 @@ class Foundation(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol-{policy}", metadata=meta(policy), spec=spec, opts=in_namespace
             )
-            for policy, spec in netpol.policies(args.vpc_cidr, args.database_subnet_cidrs).items()
+            for policy, spec in netpol.policies(
+                args.load_balancer_subnet_cidrs,
+                args.scraper_subnet_cidrs,
+                args.database_subnet_cidrs,
+            ).items()
         ]
         role = irsa_role(
             f"{name}-irsa",
@@ -110,7 +124,7 @@ class Foundation(pulumi.ComponentResource):
             description="The agent service: reads the database secret (IRSA)",
             opts=moved(self, workload),
         )
-        aws.iam.RolePolicy(
+        secret_read = aws.iam.RolePolicy(
             f"{name}-db-secret-read",
             role=role.id,
             policy=pulumi.Output.from_input(args.db_secret_arn).apply(secret_read_policy),
@@ -144,6 +158,16 @@ class Foundation(pulumi.ComponentResource):
             ),
             opts=in_namespace,
         )
+        self.permissions = [secret_read]
+        if args.bedrock_policy is not None:
+            self.permissions.append(
+                aws.iam.RolePolicy(
+                    f"{name}-bedrock-invoke",
+                    role=role.id,
+                    policy=args.bedrock_policy,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         self.namespace = namespace
         self.role = role
         self.api_keys = api_keys

@@ -2,6 +2,14 @@
 
 Auto-named: a new image or configuration runs a new Job, and the Deployments wait for it to
 succeed. It sees only the database settings (the ConfigMap), never Redis or the client keys.
+
+A failed migration stops the update and leaves the previous Deployments serving. Without more,
+it would also wedge every later update: by default the Kubernetes provider keeps awaiting an
+unready Job on the next `pulumi up` (with unchanged inputs: the same failed Job). With
+`pulumi.com/replaceUnready` the next `pulumi up` replaces it, so it runs the migration again.
+Pulumi waits longer than the Job's own deadline, so a slow migration fails with the Job's
+reason (DeadlineExceeded, BackoffLimitExceeded) rather than a provider timeout. The Job starts
+only after the IAM policy that lets it read the database secret exists.
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ from infra.components.workload import pods
 from infra.components.workload.common import COMMANDS, SERVICE_ACCOUNT, metadata, moved
 
 MIGRATION_DEADLINE_SECONDS = 600
-MIGRATION_BACKOFF_LIMIT = 3
+MIGRATION_BACKOFF_LIMIT = 3  # also absorbs IAM's few seconds of propagation of a new policy
+# pulumi-kubernetes awaits a Job for 10 minutes by default; outlast the Job's own deadline plus
+# the time its pod may wait for a node.
+MIGRATION_AWAIT = "20m"
+# pulumi-kubernetes: replace (rather than keep awaiting) a Job left unready by a previous update.
+REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
 
 
 @dataclass(frozen=True)
@@ -27,7 +40,9 @@ class MigrationArgs:
     image_version: str
     resources: pods.Resources
     config_ref: dict  # envFrom entry of the ConfigMap
-    before: Sequence[pulumi.Resource]  # what the Job's pod needs first (nodes, DNS, policies)
+    # What the Job's pod needs first: nodes, DNS, NetworkPolicies, and the IAM policies of its
+    # role (without them its first attempts fail to read the database secret).
+    before: Sequence[pulumi.Resource]
 
 
 class Migration(pulumi.ComponentResource):
@@ -46,9 +61,17 @@ class Migration(pulumi.ComponentResource):
         container = pods.container(
             "migrate", args.image, COMMANDS["migrate"], args.resources, [args.config_ref]
         )
+        options = pulumi.ResourceOptions.merge(
+            moved(self, workload, args.before),
+            pulumi.ResourceOptions(
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=MIGRATION_AWAIT, update=MIGRATION_AWAIT
+                )
+            ),
+        )
         self.job = k8s.batch.v1.Job(
             f"{name}-migrate",
-            metadata=metadata(None, "migrate", args.image_version),
+            metadata=metadata(None, "migrate", args.image_version, annotations=REPLACE_UNREADY),
             spec={
                 "backoffLimit": MIGRATION_BACKOFF_LIMIT,
                 "activeDeadlineSeconds": MIGRATION_DEADLINE_SECONDS,
@@ -57,6 +80,6 @@ class Migration(pulumi.ComponentResource):
                     "spec": pods.pod_spec(SERVICE_ACCOUNT, [container], restart_policy="Never"),
                 },
             },
-            opts=moved(self, workload, args.before),
+            opts=options,
         )
         self.register_outputs({})

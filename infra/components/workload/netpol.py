@@ -1,11 +1,13 @@
 """NetworkPolicies of the service's namespace (enforced by the VPC CNI's network policy agent).
 
 Everything is denied, then opened by name: DNS to CoreDNS for every pod; the API accepts 8000
-from inside the VPC (the ALB sends to pod IPs; kubelet probes come from node IPs); API and worker
-serve their metrics port to the VPC (Prometheus's managed scraper; security groups narrow it) and
-reach PostgreSQL and Redis in the database subnets and HTTPS anywhere (STS, Secrets Manager,
-model endpoints) except the instance metadata service; the migration Job reaches only
-PostgreSQL and HTTPS.
+from the load balancer's subnets only (the ALB sends to pod IPs from its nodes there; in a
+shared VPC other stacks' pods sit in the same private subnets and must not reach it; kubelet
+probes come from the node's own IP, which the VPC CNI's policy agent always admits); API and
+worker serve their metrics port to the private subnets (Prometheus's managed scraper has its
+ENIs there; security groups narrow it) and reach PostgreSQL and Redis in the database subnets
+and HTTPS anywhere (STS, Secrets Manager, model endpoints) except the instance metadata service;
+the migration Job reaches only PostgreSQL and HTTPS.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def _to_blocks(cidrs: Sequence[str], *ports: int) -> dict[str, Any]:
     return {"to": [{"ipBlock": {"cidr": c}} for c in cidrs], "ports": _ports(*ports)}
 
 
-def policies(vpc_cidr: str, database_cidrs: Sequence[str]) -> dict[str, dict[str, Any]]:
+def policies(
+    load_balancer_cidrs: Sequence[str],
+    scraper_cidrs: Sequence[str],
+    database_cidrs: Sequence[str],
+) -> dict[str, dict[str, Any]]:
     """name -> NetworkPolicy spec."""
     return {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
@@ -76,17 +82,20 @@ def policies(vpc_cidr: str, database_cidrs: Sequence[str]) -> dict[str, dict[str
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"ipBlock": {"cidr": vpc_cidr}}],
+                    "from": [{"ipBlock": {"cidr": c}} for c in load_balancer_cidrs],
                     "ports": _ports(contract.SERVICE_PORT),
                 }
             ],
         },
-        # Prometheus's managed scraper runs outside the cluster, on ENIs in the VPC.
+        # Prometheus's managed scraper runs outside the cluster, on ENIs in the private subnets.
         "metrics-ingress": {
             "podSelector": _components("api", "worker"),
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": _ports(contract.METRICS_PORT)}
+                {
+                    "from": [{"ipBlock": {"cidr": c}} for c in scraper_cidrs],
+                    "ports": _ports(contract.METRICS_PORT),
+                }
             ],
         },
         "app-egress": {

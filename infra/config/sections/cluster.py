@@ -5,11 +5,13 @@ Each field is one key (see `infra.config.spec.key`); validators are the rules ac
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import ValidationInfo, model_validator
 
-from infra.config import checks
-from infra.config.rules import broken, ordered
-from infra.config.sections.common import CIDRS, RETENTION
+from infra.config import checks, kubernetes
+from infra.config.rules import broken, explicitly_set, ordered
+from infra.config.sections.common import RETENTION
 from infra.config.spec import (
     Bool,
     Int,
@@ -25,6 +27,7 @@ from infra.config.spec import (
 )
 
 NODE_GROUP_MAX_SIZE = 450  # EKS managed node group quota
+MAX_PUBLIC_ACCESS_CIDRS = 40  # EKS quota L-93A74D60, not adjustable
 
 
 class ClusterConfig(Section, title="Cluster (EKS)"):
@@ -33,14 +36,39 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
         default=checks.DEFAULT_KUBERNETES_VERSION,
         check=rule(lambda v: v in checks.KUBERNETES_VERSIONS, "", "1.29", "1.34"),
         allowed=" | ".join(checks.KUBERNETES_VERSIONS)
-        + " (EKS standard support, with a matching cluster-autoscaler)",
-        help="Kubernetes version of the control plane and nodes.",
+        + f" (pinned in infra/config/kubernetes.py), more than {kubernetes.SUPPORT_MARGIN_DAYS} "
+        "days before its EKS support ends",
+        help="Kubernetes version of the control plane, the nodes and the EKS add-ons (node AMI "
+        "release and add-on versions are pinned per Kubernetes version).",
     )
-    public_access_cidrs: NonEmptyNames = key(
+    upgrade_policy: Text = key(
+        "upgradePolicy",
+        default="STANDARD",
+        check=one_of(*kubernetes.SUPPORT_POLICIES),
+        help="EKS support policy. STANDARD: no extended-support charges; EKS upgrades the control "
+        "plane itself when standard support ends. EXTENDED: paid extended support for 12 more "
+        f"months. Preview fails {kubernetes.SUPPORT_MARGIN_DAYS} days before the end.",
+    )
+    endpoint_public_access: Bool = key(
+        "clusterEndpointPublicAccess",
+        default=True,
+        help="Whether the Kubernetes API has a public endpoint (beside the private one). false: "
+        "private only; `pulumi up` must then run inside the VPC (a self-hosted runner).",
+    )
+    public_access_cidrs: Names = key(
         "clusterPublicAccessCidrs",
-        default=["0.0.0.0/0"],
-        check=CIDRS,
-        help="Who may reach the public Kubernetes API endpoint.",
+        dev=["0.0.0.0/0"],
+        staging=[],
+        prod=[],
+        check=rule(
+            checks.ipv4_cidr,
+            "IPv4 CIDRs in canonical form such as 203.0.113.0/24, at most "
+            f"{MAX_PUBLIC_ACCESS_CIDRS}; required in staging and prod with a public endpoint",
+            "1.2.3.4/40",
+            "0.0.0.0/33",
+        ),
+        help="Who may reach the public Kubernetes API endpoint: the egress addresses of whatever "
+        "runs `pulumi up` (CI runners, VPN).",
     )
     admin_role_arns: Names = key(
         "adminRoleArns",
@@ -101,7 +129,48 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
     @model_validator(mode="after")
     def _relations(self, info: ValidationInfo) -> ClusterConfig:
         ordered(self, info, "node_min_size", "node_desired_size", "node_max_size")
+        self._check_endpoint(info)
+        today: date | None = (info.context or {}).get("today")
+        if today is not None and self.kubernetes_version in kubernetes.RELEASES:
+            problem = kubernetes.support_problem(
+                self.kubernetes_version, self.upgrade_policy, today
+            )
+            if problem:
+                raise broken("kubernetesVersion", problem)
         return self
+
+    def _check_endpoint(self, info: ValidationInfo) -> None:
+        cidrs = self.public_access_cidrs
+        if not self.endpoint_public_access:
+            if cidrs and explicitly_set(self, info, "public_access_cidrs"):
+                raise broken(
+                    "clusterPublicAccessCidrs",
+                    "set while clusterEndpointPublicAccess is false; allowed: [] (a private "
+                    "endpoint has no public allow-list)",
+                )
+            return
+        if not cidrs:
+            raise broken(
+                "clusterPublicAccessCidrs",
+                "empty while clusterEndpointPublicAccess is true; allowed: the egress CIDRs of "
+                'what runs `pulumi up`, such as ["203.0.113.0/24"], or '
+                "clusterEndpointPublicAccess false for a private endpoint only",
+            )
+        if len(cidrs) > MAX_PUBLIC_ACCESS_CIDRS:
+            raise broken(
+                "clusterPublicAccessCidrs",
+                f"{len(cidrs)} CIDRs; allowed: at most {MAX_PUBLIC_ACCESS_CIDRS} (EKS quota)",
+            )
+
+    @property
+    def public_endpoint_cidrs(self) -> tuple[str, ...]:
+        """The public endpoint's allow-list (empty for a private-only endpoint)."""
+        return self.public_access_cidrs if self.endpoint_public_access else ()
+
+    @property
+    def release(self) -> kubernetes.KubernetesRelease:
+        """What the configured Kubernetes version runs with (node release, add-on versions)."""
+        return kubernetes.RELEASES[self.kubernetes_version]
 
 
 class RegistryConfig(Section, title="Registry and image"):

@@ -9,6 +9,7 @@ from pydantic import model_validator
 
 from infra.config import checks
 from infra.config.rules import broken
+from infra.config.sections.common import RETENTION
 from infra.config.spec import (
     Bool,
     Int,
@@ -98,6 +99,12 @@ class DatabaseConfig(Section, title="Database (RDS PostgreSQL)"):
         staging=True,
         prod=True,
         help="Performance Insights (7 days, free tier).",
+    )
+    log_retention_days: Int = key(
+        "dbLogRetentionDays",
+        default=90,
+        check=RETENTION,
+        help="Days the PostgreSQL and upgrade logs RDS exports to CloudWatch Logs are kept.",
     )
     final_snapshot: Bool = key(
         "dbFinalSnapshot",

@@ -117,7 +117,8 @@ class WorkloadConfig(Section, title="Workload"):
                 "gpt 4",
             )
         ),
-        help="MODEL_ID (empty: the backend's default).",
+        help="MODEL_ID (empty: the backend's default). Required with modelBackend bedrock: a "
+        "model id or a cross-Region inference profile id, the only one the pods may invoke.",
     )
     log_level: UpperText = key(
         "logLevel",
@@ -138,7 +139,32 @@ class WorkloadConfig(Section, title="Workload"):
                 "empty while modelBackend is openai; "
                 "allowed: an OpenAI-compatible base URL such as https://api.openai.com/v1",
             )
+        if self.model_backend == "bedrock":
+            _check_bedrock_model(self.model_id)
         return self
+
+
+_BEDROCK_MODELS = (
+    "a Bedrock model id such as anthropic.claude-3-haiku-20240307-v1:0, or a cross-Region "
+    "inference profile id such as us.anthropic.claude-3-5-haiku-20241022-v1:0 (the pods may "
+    "invoke that model only)"
+)
+
+
+def _check_bedrock_model(model_id: str) -> None:
+    """The pod's IAM policy names the model: it must be given, as an id (not an ARN)."""
+    if not model_id:
+        raise broken("modelId", f"empty while modelBackend is bedrock; allowed: {_BEDROCK_MODELS}")
+    if model_id.startswith("arn:"):
+        raise broken(
+            "modelId",
+            f"{model_id!r} is an ARN (application inference profiles are not supported); "
+            f"allowed: {_BEDROCK_MODELS}",
+        )
+    if not re.fullmatch(r"[a-z0-9-]+\.[A-Za-z0-9][A-Za-z0-9._:-]*", model_id):
+        raise broken(
+            "modelId", f"{model_id!r} is not a Bedrock model id; allowed: {_BEDROCK_MODELS}"
+        )
 
 
 class SecretsConfig(Section, title="Secrets (set with `pulumi config set --secret`)"):
