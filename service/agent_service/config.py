@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     )
 
     port: int = Field(8000, ge=1, le=65535)
+    # Prometheus metrics are served on this port only, never on PORT (which the load balancer
+    # reaches); 0 disables them.
+    metrics_port: int = Field(9090, ge=0, le=65535)
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on its pod IP
     agent_type: str = Field("conversational", min_length=1, max_length=64)
     max_concurrent_sessions: int = Field(100, ge=1, le=100_000)
@@ -198,6 +201,11 @@ class Settings(BaseSettings):
 
     def check_consistency(self) -> None:
         """Cross-field rules pydantic cannot express per field; raises ConfigError."""
+        if self.metrics_port == self.port:
+            raise ConfigError(
+                f"METRICS_PORT={self.metrics_port}: must differ from PORT ({self.port}): "
+                "metrics are never served on the public port (0 disables them)"
+            )
         if self.db_secret_arn and not self.db_host:
             raise ConfigError("DB_HOST: required when DB_SECRET_ARN is set (the RDS endpoint)")
         quota = self.max_sessions_per_key

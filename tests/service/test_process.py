@@ -26,6 +26,7 @@ from .fakes import FakeOpenAI
 
 def _env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS}
+    env["METRICS_PORT"] = "0"  # see conftest._clean_environment
     env.update(values)
     return env
 
@@ -73,6 +74,16 @@ def _free_port() -> int:
             "as https://api.openai.com/v1)",
         ),
         ({"API_KEYS": ""}, "invalid environment: API_KEYS: required (comma-separated client keys)"),
+        (
+            {"METRICS_PORT": "8000"},
+            "METRICS_PORT=8000: must differ from PORT (8000): metrics are never served on the "
+            "public port (0 disables them)",
+        ),
+        (
+            {"METRICS_PORT": "65536"},
+            "invalid environment: METRICS_PORT='65536': Input should be less than or equal to "
+            "65535",
+        ),
     ],
 )
 def test_invalid_environment_exits_with_one_clear_line(
