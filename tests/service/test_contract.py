@@ -60,7 +60,8 @@ def test_the_contract_holds_what_the_platform_relies_on(published: dict) -> None
     # The variables the platform sets today, and the task settings of the reliability work.
     for name in ("DB_SECRET_ARN", "DB_HOST", "DB_PORT", "DB_NAME", "DB_SSLMODE", "AWS_REGION",
                  "MODEL_BACKEND", "LOG_LEVEL", "SHUTDOWN_DRAIN_SECONDS", "WORKER_READY_FILE",
-                 "TASK_RECLAIM_IDLE_SECONDS", "WORKER_HEARTBEAT_FILE", "METRICS_PORT"):  # fmt: skip
+                 "TASK_RECLAIM_IDLE_SECONDS", "WORKER_HEARTBEAT_FILE", "METRICS_PORT",
+                 "KEEP_ALIVE_TIMEOUT_SECONDS", "SSE_KEEPALIVE_SECONDS"):  # fmt: skip
         assert name in env["accepted"], name
     database = [["DATABASE_URL"], ["DB_SECRET_ARN", "DB_HOST"]]
     assert published["requires"] == {
@@ -86,7 +87,7 @@ def test_every_accepted_variable_is_read_by_the_service(
     typed = {"PORT": "x", "DB_POOL_SIZE": "x", "REDIS_TIMEOUT": "x", "LOG_LEVEL": "x",
              "MODEL_BACKEND": "x", "DB_SSLMODE": "x", "TASK_RECLAIM_IDLE_SECONDS": "x",
              "DATABASE_URL": "mysql://x", "REDIS_URL": "http://x", "RATE_LIMIT": "x",
-             "METRICS_PORT": "x"}  # fmt: skip
+             "METRICS_PORT": "x", "SSE_KEEPALIVE_SECONDS": "x"}  # fmt: skip
     for name, bad in typed.items():
         assert name in published["environment"]["accepted"]
         monkeypatch.setenv(name, bad)
