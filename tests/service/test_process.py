@@ -129,6 +129,30 @@ def test_the_worker_needs_redis() -> None:
     )
 
 
+def test_the_worker_refuses_a_taken_metrics_port(pg_stack: dict) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104 - where the worker listens by default
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "agent_service.worker"],
+            env=_env(
+                DATABASE_URL=str(pg_stack["database_url"]),
+                REDIS_URL=str(pg_stack["redis_url"]),
+                METRICS_PORT=str(port),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"METRICS_PORT={port}: cannot listen on 0.0.0.0:{port} (Address already in use); "
+        "choose a free port, or 0 to serve no metrics"
+    )
+
+
 @pytest.fixture
 def server(tmp_path: Path, fake_openai: FakeOpenAI) -> Iterator[tuple[str, subprocess.Popen]]:
     """`python -m agent_service` on a free port: embedded SQLite, the fake OpenAI model."""
