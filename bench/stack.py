@@ -103,6 +103,8 @@ def service_env(
         "LOG_LEVEL": "INFO",
         "SHUTDOWN_DRAIN_SECONDS": "0",
         "HOSTNAME": "bench",
+        # No metrics port unless asked for (METRICS_PORT=...): several processes share a host.
+        "METRICS_PORT": "0",
     }
     if port is not None:
         values["PORT"] = str(port)

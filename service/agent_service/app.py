@@ -21,6 +21,7 @@ from .core.lifecycle import Lifecycle
 from .core.locks import SessionLocks
 from .core.metrics import Metrics
 from .core.models import create_backend
+from .core.models.metered import MeteredModel
 from .core.queue import LocalTaskQueue, RedisTaskQueue
 from .core.ratelimit import RateLimiter
 from .core.redis import RedisGate, create_redis
@@ -28,6 +29,7 @@ from .core.retention import build_purger, purging
 from .core.sessions import SessionService
 from .core.tasks import TaskExecutor, TaskService
 from .local_worker import LocalWorker
+from .metrics_server import start_metrics_server
 from .migrate import upgrade
 from .storage.chat import ChatRepository
 from .storage.db import create_engine
@@ -40,6 +42,25 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The metrics port first (a port that cannot be bound stops the start before any pool
+    opens) and closed last; the services in between."""
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+
+    async def render() -> bytes:
+        return metrics.render()
+
+    server = await start_metrics_server(settings.host, settings.metrics_port, render)
+    try:
+        async with services(app):
+            yield
+    finally:
+        if server is not None:
+            await server.stop()
+
+
+@asynccontextmanager
+async def services(app: FastAPI) -> AsyncIterator[None]:
     """Open pools and build the services; on shutdown drain, stop workers, close pools last."""
     state = app.state
     settings: Settings = state.settings
@@ -64,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.max_concurrent_sessions, settings.session_idle_seconds, settings.session_quota
     )
     metrics.track_sessions(active.count)
+    metrics.sessions_capacity.set(settings.max_concurrent_sessions)
     cache = ResponseCache(settings.cache_ttl, metrics, redis)
     session_repo = SessionRepository(engine)
     task_repo = TaskRepository(engine, lease_seconds=settings.task_reclaim_idle_seconds)
@@ -76,7 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     state.chat = ChatService(
         ChatRepository(engine),
-        model,
+        MeteredModel(model, metrics, chats=True),
         cache,
         SessionLocks(
             settings.session_lock_lease_seconds, settings.session_lock_max_hold_seconds, redis
@@ -90,7 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if isinstance(queue, LocalTaskQueue):
         executor = TaskExecutor(
             task_repo,
-            model,
+            MeteredModel(model, metrics),
             cache,
             metrics,
             worker=f"{settings.pod_name}-api",
@@ -110,6 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "redis": redis is not None,
             "model_backend": model.name,
             "model": model.model,
+            "metrics_port": settings.metrics_port or None,
         },
     )
     try:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     )
 
     port: int = Field(8000, ge=1, le=65535)
+    # Prometheus metrics are served on this port only, never on PORT (which the load balancer
+    # reaches); 0 disables them.
+    metrics_port: int = Field(9090, ge=0, le=65535)
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on its pod IP
     agent_type: str = Field("conversational", min_length=1, max_length=64)
     max_concurrent_sessions: int = Field(100, ge=1, le=100_000)
@@ -114,6 +117,10 @@ class Settings(BaseSettings):
     keep_alive_timeout_seconds: float = Field(65.0, gt=0, le=4000)
     request_header_timeout_seconds: float = Field(10.0, gt=0, le=300)
     request_body_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    # A streamed chat sends an SSE comment after this long without an event (waiting for the
+    # model's first token or the next one), so the load balancer never sees an idle stream.
+    # Unset: 15 s, or a quarter of KEEP_ALIVE_TIMEOUT_SECONDS when that is shorter; 0: none.
+    sse_keepalive_seconds: float | None = Field(None, ge=0, le=3600)
 
     shutdown_drain_seconds: float = Field(5.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, ge=0)
@@ -192,12 +199,32 @@ class Settings(BaseSettings):
         return self.model_timeout * (self.model_max_retries + 1) + 30
 
     @property
+    def sse_keepalive_interval(self) -> float:
+        """SSE_KEEPALIVE_SECONDS resolved: below the load balancer's idle timeout, which
+        KEEP_ALIVE_TIMEOUT_SECONDS exceeds by a little (the platform: by 5 s)."""
+        if self.sse_keepalive_seconds is not None:
+            return self.sse_keepalive_seconds
+        return min(15.0, self.keep_alive_timeout_seconds / 4)
+
+    @property
     def embedded(self) -> bool:
         """True when no PostgreSQL is configured: the SQLite file is migrated on start."""
         return self.database_url is None and self.db_secret_arn is None
 
     def check_consistency(self) -> None:
         """Cross-field rules pydantic cannot express per field; raises ConfigError."""
+        if self.metrics_port == self.port:
+            raise ConfigError(
+                f"METRICS_PORT={self.metrics_port}: must differ from PORT ({self.port}): "
+                "metrics are never served on the public port (0 disables them)"
+            )
+        keepalive = self.sse_keepalive_interval
+        if keepalive and keepalive >= self.keep_alive_timeout_seconds:
+            raise ConfigError(
+                f"SSE_KEEPALIVE_SECONDS={keepalive:g}: must be below KEEP_ALIVE_TIMEOUT_SECONDS "
+                f"({self.keep_alive_timeout_seconds:g}), which exceeds the load balancer's idle "
+                "timeout: a stream quiet for longer is cut (0 disables the comments)"
+            )
         if self.db_secret_arn and not self.db_host:
             raise ConfigError("DB_HOST: required when DB_SECRET_ARN is set (the RDS endpoint)")
         quota = self.max_sessions_per_key

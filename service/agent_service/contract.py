@@ -6,6 +6,8 @@ and the platform reads that file instead of restating what the service accepts. 
 
     {
       "port": 8000,                      # the container port the API listens on (PORT's default)
+      "metrics_port": 9090,              # where the API and the worker serve Prometheus metrics
+                                         # (METRICS_PORT's default; never on "port")
       "run_as_user": 10001,              # the image's numeric USER and group (service/Dockerfile)
       "run_as_group": 10001,
       "environment": {
@@ -40,7 +42,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from . import heartbeat, migrate, readiness, worker
+from . import heartbeat, metrics_server, migrate, readiness, worker
 from .api import probes
 from .config import Settings
 
@@ -78,7 +80,7 @@ def _probe_paths() -> dict[str, str]:
     return {
         "liveness_path": paths["health"],
         "readiness_path": paths["ready"],
-        "metrics_path": paths["metrics"],
+        "metrics_path": metrics_server.PATH,  # on metrics_port
     }
 
 
@@ -89,6 +91,7 @@ def build() -> dict[str, Any]:
     secret.update(SECRET_URLS)
     return {
         "port": fields["port"].default,
+        "metrics_port": fields["metrics_port"].default,
         "run_as_user": RUN_AS_USER,
         "run_as_group": RUN_AS_GROUP,
         "environment": {

@@ -6,6 +6,7 @@ Nothing is lost with Redis' data: the worker recreates the streams and the group
 answers NOGROUP, holds a lease on each running task in PostgreSQL, and its reconciler
 (core/reconciler.py) re-enqueues what PostgreSQL says nobody works on. Entries a dead worker
 left pending are also taken over with XAUTOCLAIM after TASK_RECLAIM_IDLE_SECONDS.
+Prometheus metrics (worker_metrics.py) are served on METRICS_PORT while the loop runs.
 
 `LocalWorker` (local_worker.py) is the in-process equivalent the API runs without REDIS_URL.
 """
@@ -36,9 +37,11 @@ from .core.redis import REDIS_ERRORS, RedisGate, create_redis, describe
 from .core.retention import build_purger, purging
 from .core.tasks import TaskExecutor
 from .heartbeat import Heartbeat
+from .metrics_server import start_metrics_server
 from .readiness import ConsumeState
 from .storage.db import create_engine
 from .storage.task_repository import TaskRepository
+from .worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class Worker:
         block_ms: int = 500,
         heartbeat: Heartbeat | None = None,
         ready: ConsumeState | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._queue = queue
         self._executor = executor
@@ -77,6 +81,7 @@ class Worker:
         self._running: dict[asyncio.Task, Entry] = {}
         self._heartbeat = heartbeat or Heartbeat(None)
         self._ready = ready or ConsumeState(None)
+        self.metrics = metrics or WorkerMetrics()
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -104,9 +109,11 @@ class Worker:
                         next_maintenance = time.monotonic() + self._maintenance_every
                         await self._queue.heartbeat(self.consumer, list(self._running.values()))
                         if free > 0:
-                            backlog += await self._queue.reclaim(
+                            reclaimed = await self._queue.reclaim(
                                 self.consumer, self._reclaim_idle_ms, free
                             )
+                            self.metrics.reclaimed(len(reclaimed))
+                            backlog += reclaimed
                         self._ready.consumed()
                     if free <= 0:
                         await asyncio.wait(
@@ -228,9 +235,12 @@ def build_worker(
     metrics: Metrics,
     *,
     block_ms: int = 500,
+    worker_metrics: WorkerMetrics | None = None,
 ) -> Worker:
-    """A worker over the given pools (the caller owns and closes them)."""
+    """A worker over the given pools (the caller owns and closes them); `worker_metrics`
+    count what it does (a fresh registry when not given)."""
     consumer = consumer_name(settings)
+    worker_metrics = worker_metrics or WorkerMetrics()
     repo = TaskRepository(engine, lease_seconds=settings.task_reclaim_idle_seconds)
     queue = RedisTaskQueue(client)
     executor = TaskExecutor(
@@ -241,6 +251,7 @@ def build_worker(
         worker=consumer,
         agent_type=settings.agent_type,
         max_attempts=settings.task_max_attempts,
+        observer=worker_metrics,
     )
     return Worker(
         queue,
@@ -254,6 +265,7 @@ def build_worker(
         block_ms=block_ms,
         heartbeat=Heartbeat(settings.worker_heartbeat_file),
         ready=ConsumeState(settings.worker_ready_file),
+        metrics=worker_metrics,
     )
 
 
@@ -269,12 +281,23 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         max_connections=settings.redis_max_connections,
     )
     model = create_backend(settings)
+    observed = WorkerMetrics()
+
+    async def render() -> bytes:
+        return await observed.render(client)
+
+    server = None
     try:
-        worker = build_worker(settings, engine, client, model, Metrics(), block_ms=block_ms)
+        server = await start_metrics_server(settings.host, settings.metrics_port, render)
+        worker = build_worker(
+            settings, engine, client, model, Metrics(), block_ms=block_ms, worker_metrics=observed
+        )
         # The retention job (core/retention.py) rides along with every worker.
         async with purging(build_purger(settings, engine)):
             await worker.run(stop)
     finally:
+        if server is not None:
+            await server.stop()
         await model.aclose()
         await client.aclose()
         await engine.dispose()
@@ -311,9 +334,14 @@ def main(argv: list[str] | tuple[str, ...] = ()) -> int:
     try:
         import uvloop
 
-        uvloop.run(_main(settings))
+        run = uvloop.run
     except ImportError:
-        asyncio.run(_main(settings))
+        run = asyncio.run
+    try:
+        run(_main(settings))
+    except ConfigError as exc:  # METRICS_PORT taken
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -84,12 +84,14 @@ async def test_postgres_stopped_mid_stream_ends_the_stream_with_an_error_event(
     """The reply streams while PostgreSQL stops; storing it fails: the stream's last event is a
     JSON `error` (database_unavailable), and nothing is logged or counted as a 500."""
     model, model_url = stack.start_fake_model(tmp_path, latency_ms=100, token_rate=10, tokens=30)
+    metrics_port = stack.free_port()
     proc, base = start_service(
         private_database,
         shared_redis,
         DB_CONNECT_TIMEOUT="2",
         MODEL_BACKEND="openai",
         MODEL_URL=model_url,
+        METRICS_PORT=str(metrics_port),
     )
     events: list[tuple[str, dict]] = []
     try:
@@ -106,7 +108,7 @@ async def test_postgres_stopped_mid_stream_ends_the_stream_with_an_error_event(
                     events.append(block)
                     if len(events) == 1:
                         await asyncio.to_thread(private_pg.stop)  # 3 s of tokens still to come
-            metrics = (await client.get("/metrics")).text
+            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     finally:
         await asyncio.to_thread(private_pg.start)
         model.stop()

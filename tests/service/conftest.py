@@ -33,9 +33,12 @@ OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings read the environment: a developer's DATABASE_URL must not leak into tests."""
+    """Settings read the environment: a developer's DATABASE_URL must not leak into tests.
+    No metrics port unless a test asks for one: apps and processes of other test runs on the
+    machine would meet on the default 9090."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("METRICS_PORT", "0")
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,9 @@ def test_the_committed_contract_is_current(tmp_path: Path) -> None:
 
 def test_the_contract_holds_what_the_platform_relies_on(published: dict) -> None:
     assert published["port"] == 8000
+    # The platform names this container port `metrics` and sets METRICS_PORT to it; the load
+    # balancer reaches only "port".
+    assert published["metrics_port"] == 9090
     assert (published["run_as_user"], published["run_as_group"]) == (10001, 10001)
     assert published["probes"] == {
         "liveness_path": "/health",
@@ -57,7 +60,8 @@ def test_the_contract_holds_what_the_platform_relies_on(published: dict) -> None
     # The variables the platform sets today, and the task settings of the reliability work.
     for name in ("DB_SECRET_ARN", "DB_HOST", "DB_PORT", "DB_NAME", "DB_SSLMODE", "AWS_REGION",
                  "MODEL_BACKEND", "LOG_LEVEL", "SHUTDOWN_DRAIN_SECONDS", "WORKER_READY_FILE",
-                 "TASK_RECLAIM_IDLE_SECONDS", "WORKER_HEARTBEAT_FILE"):  # fmt: skip
+                 "TASK_RECLAIM_IDLE_SECONDS", "WORKER_HEARTBEAT_FILE", "METRICS_PORT",
+                 "KEEP_ALIVE_TIMEOUT_SECONDS", "SSE_KEEPALIVE_SECONDS"):  # fmt: skip
         assert name in env["accepted"], name
     database = [["DATABASE_URL"], ["DB_SECRET_ARN", "DB_HOST"]]
     assert published["requires"] == {
@@ -82,7 +86,8 @@ def test_every_accepted_variable_is_read_by_the_service(
 
     typed = {"PORT": "x", "DB_POOL_SIZE": "x", "REDIS_TIMEOUT": "x", "LOG_LEVEL": "x",
              "MODEL_BACKEND": "x", "DB_SSLMODE": "x", "TASK_RECLAIM_IDLE_SECONDS": "x",
-             "DATABASE_URL": "mysql://x", "REDIS_URL": "http://x", "RATE_LIMIT": "x"}  # fmt: skip
+             "DATABASE_URL": "mysql://x", "REDIS_URL": "http://x", "RATE_LIMIT": "x",
+             "METRICS_PORT": "x", "SSE_KEEPALIVE_SECONDS": "x"}  # fmt: skip
     for name, bad in typed.items():
         assert name in published["environment"]["accepted"]
         monkeypatch.setenv(name, bad)
@@ -95,7 +100,8 @@ def test_the_image_runs_as_the_contracts_user_and_port(published: dict) -> None:
     dockerfile = (SERVICE / "Dockerfile").read_text()
     users = re.findall(r"^USER\s+(\S+)\s*$", dockerfile, re.MULTILINE)
     assert users == [f"{published['run_as_user']}:{published['run_as_group']}"]
-    assert re.findall(r"^EXPOSE\s+(\d+)\s*$", dockerfile, re.MULTILINE) == [str(published["port"])]
+    exposed = re.findall(r"^EXPOSE\s+(\d+)\s*$", dockerfile, re.MULTILINE)
+    assert exposed == [str(published["port"]), str(published["metrics_port"])]
     assert f"--uid {published['run_as_user']} --gid {published['run_as_group']}" in dockerfile
 
 

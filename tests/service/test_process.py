@@ -26,6 +26,7 @@ from .fakes import FakeOpenAI
 
 def _env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS}
+    env["METRICS_PORT"] = "0"  # see conftest._clean_environment
     env.update(values)
     return env
 
@@ -73,6 +74,16 @@ def _free_port() -> int:
             "as https://api.openai.com/v1)",
         ),
         ({"API_KEYS": ""}, "invalid environment: API_KEYS: required (comma-separated client keys)"),
+        (
+            {"METRICS_PORT": "8000"},
+            "METRICS_PORT=8000: must differ from PORT (8000): metrics are never served on the "
+            "public port (0 disables them)",
+        ),
+        (
+            {"METRICS_PORT": "65536"},
+            "invalid environment: METRICS_PORT='65536': Input should be less than or equal to "
+            "65535",
+        ),
     ],
 )
 def test_invalid_environment_exits_with_one_clear_line(
@@ -115,6 +126,30 @@ def test_the_worker_needs_redis() -> None:
     assert done.stderr.strip() == (
         "invalid environment: REDIS_URL: required by the worker "
         "(without Redis the API runs tasks in-process)"
+    )
+
+
+def test_the_worker_refuses_a_taken_metrics_port(pg_stack: dict) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104 - where the worker listens by default
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "agent_service.worker"],
+            env=_env(
+                DATABASE_URL=str(pg_stack["database_url"]),
+                REDIS_URL=str(pg_stack["redis_url"]),
+                METRICS_PORT=str(port),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"METRICS_PORT={port}: cannot listen on 0.0.0.0:{port} (Address already in use); "
+        "choose a free port, or 0 to serve no metrics"
     )
 
 

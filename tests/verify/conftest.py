@@ -55,6 +55,7 @@ def service_url(tmp_path_factory) -> Iterator[str]:
         api_keys=API_KEY,
         sqlite_path=str(tmp_path_factory.mktemp("service") / "agent.db"),
         shutdown_drain_seconds=0,
+        metrics_port=0,  # other test runs on the machine would meet on the default 9090
     )
     port = free_port()
     config = uvicorn.Config(

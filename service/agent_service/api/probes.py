@@ -1,15 +1,14 @@
-"""Liveness, readiness and Prometheus metrics (no authentication: the kubelet and the
-scraper call these on the pod port)."""
+"""Liveness and readiness (no authentication: the kubelet calls these on the pod port).
+Prometheus metrics are not here: they have a port of their own (metrics_server.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..core.metrics import CONTENT_TYPE
 from ..storage.db import ping
 from .schemas import Capacity, DependencyCheck, Health, Ready
 
@@ -66,13 +65,3 @@ async def ready(request: Request) -> JSONResponse:
         status, code = "ready", 200
     body = Ready(status=status, checks=checks, capacity=capacity)
     return JSONResponse(body.model_dump(mode="json"), status_code=code)
-
-
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics",
-    response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-)
-async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

@@ -19,6 +19,7 @@ from ..core.models import ModelError
 from ..storage.chat import StoredMessage
 from .deps import Chat, Owner, Sessions, UnlimitedOwner
 from .errors import BODY_ERRORS, COMMON_ERRORS, ERROR, dependency_failure
+from .keepalive import keepalive
 from .render import dumps, json_response
 from .schemas import (
     MAX_MESSAGE_ID,
@@ -158,15 +159,21 @@ async def _events(turn: ChatTurn, chat: ChatService) -> AsyncIterator[bytes]:
 
 class TurnStream(StreamingResponse):
     """An SSE response that frees the session whatever happens to the response (a client
-    gone before the first event never runs the generator's own cleanup)."""
+    gone before the first event never runs the generator's own cleanup), with a keep-alive
+    comment after every `keepalive_seconds` of silence (api/keepalive.py; 0: none)."""
 
-    def __init__(self, turn: ChatTurn, chat: ChatService) -> None:
+    def __init__(self, turn: ChatTurn, chat: ChatService, keepalive_seconds: float = 0.0) -> None:
         super().__init__(
             _events(turn, chat),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
         self._turn, self._chat = turn, chat
+        self._keepalive = keepalive_seconds
+
+    async def stream_response(self, send: Send) -> None:
+        async with keepalive(send, self._keepalive) as busy_send:
+            await super().stream_response(busy_send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -184,7 +191,8 @@ class TurnStream(StreamingResponse):
         **BODY_ERRORS,
         200: {
             "description": "The reply; with `Accept: text/event-stream`, Server-Sent Events: "
-            "`token` events `{delta}`, then `done` with this body (or `error`).",
+            "`token` events `{delta}`, then `done` with this body (or `error`), and a comment "
+            "`: keep-alive` after every SSE_KEEPALIVE_SECONDS without an event.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         409: {**ERROR, "description": "A message is already running, or the session ended"},
@@ -202,7 +210,7 @@ async def send_message(
 ) -> Response:
     turn = await chat.begin(owner, session_id, body.content)
     if "text/event-stream" in request.headers.get("accept", ""):
-        return TurnStream(turn, chat)
+        return TurnStream(turn, chat, request.app.state.settings.sse_keepalive_interval)
     return json_response(reply_out(session_id, await chat.reply(turn), chat))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from typing import Protocol
 
@@ -25,6 +26,16 @@ log = logging.getLogger(__name__)
 
 class TaskQueue(Protocol):
     async def enqueue(self, task_id: uuid.UUID, priority: str) -> None: ...
+
+
+class TaskObserver(Protocol):
+    """Told when an executor starts a task it claimed, and how that run ended: succeeded,
+    failed, cancelled, or handed_back (no result from this run: given back at shutdown, an
+    error storing it, or completed by another worker after this one's lease lapsed)."""
+
+    def started(self, priority: str) -> None: ...
+
+    def finished(self, priority: str, outcome: str, seconds: float) -> None: ...
 
 
 class TaskService:
@@ -95,6 +106,7 @@ class TaskExecutor:
         worker: str,
         agent_type: str,
         max_attempts: int,
+        observer: TaskObserver | None = None,
     ) -> None:
         self.repo = repo
         self._model = model
@@ -103,6 +115,7 @@ class TaskExecutor:
         self.worker = worker
         self._agent_type = agent_type
         self._max_attempts = max_attempts
+        self._observer = observer
 
     async def run(self, task_id: uuid.UUID) -> str:
         """The outcome: succeeded, failed, or skipped (finished, cancelled or completed by
@@ -110,6 +123,29 @@ class TaskExecutor:
         claimed = await self.repo.claim(task_id, self.worker)
         if claimed is None:
             return "skipped"
+        if self._observer is None:
+            return await self._run(claimed)
+        self._observer.started(claimed.priority)
+        began = time.monotonic()
+        try:
+            outcome = await self._run(claimed)
+            observed = outcome if outcome != "skipped" else await self._refused(claimed.id)
+        except BaseException:
+            self._observer.finished(claimed.priority, "handed_back", time.monotonic() - began)
+            raise
+        self._observer.finished(claimed.priority, observed, time.monotonic() - began)
+        return outcome
+
+    async def _refused(self, task_id: uuid.UUID) -> str:
+        """Why a claimed task's result was not stored: cancelled meanwhile, or handed out
+        again and completed by another worker (this one's lease lapsed)."""
+        try:
+            row = await self.repo.get(task_id)
+        except Exception:
+            return "handed_back"
+        return "cancelled" if row is not None and row.status == "cancelled" else "handed_back"
+
+    async def _run(self, claimed: Row) -> str:
         if claimed.attempts > self._max_attempts:
             error = f"gave up after {self._max_attempts} attempts"
             return await self._finish(claimed, "failed", error=error)
