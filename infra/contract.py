@@ -30,6 +30,9 @@ SERVICE_PORT: int = _CONTRACT["port"]
 HEALTH_PATH: str = _CONTRACT["probes"]["liveness_path"]  # liveness: no dependencies
 READY_PATH: str = _CONTRACT["probes"]["readiness_path"]  # readiness: stores, draining, capacity
 METRICS_PATH: str = _CONTRACT["probes"]["metrics_path"]
+# Prometheus metrics are served on a port of their own, named `metrics` on the API and worker
+# containers: the ALB and the Service reach only SERVICE_PORT.
+METRICS_PORT: int = _CONTRACT["metrics_port"]
 RUN_AS_USER: int = _CONTRACT["run_as_user"]  # the image's numeric user (service/Dockerfile)
 RUN_AS_GROUP: int = _CONTRACT["run_as_group"]
 COMMANDS: dict[str, list[str]] = _CONTRACT["commands"]  # api, worker, migrate and the probes
@@ -49,6 +52,3 @@ TERMINATION_GRACE_PERIOD_SECONDS = 45
 # kubelet's SIGKILL at TERMINATION_GRACE_PERIOD_SECONDS.
 SHUTDOWN_DRAIN_SECONDS = 5
 SHUTDOWN_TIMEOUT_SECONDS = 20
-# Prometheus metrics are served on a port of their own (METRICS_PORT), named `metrics` on the
-# API and worker containers: the ALB and the Service reach only SERVICE_PORT.
-METRICS_PORT = 9090

@@ -97,6 +97,10 @@ def test_port_user_probes_and_commands_are_the_service_s(stack):
         assert container["securityContext"]["runAsGroup"] == CONTRACT["run_as_group"]
     assert worker["livenessProbe"]["exec"]["command"] == CONTRACT["commands"]["worker_liveness"]
     assert worker["readinessProbe"]["exec"]["command"] == CONTRACT["commands"]["worker_readiness"]
+    for container in (api, worker):
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == CONTRACT["metrics_port"]
+    assert _config_map(graph)["METRICS_PORT"] == str(CONTRACT["metrics_port"])
     target_group = graph.one("aws:lb/targetGroup:TargetGroup")
     assert target_group.get("port") == CONTRACT["port"]
     assert target_group.get("healthCheck.path") == CONTRACT["probes"]["readiness_path"]
