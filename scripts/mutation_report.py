@@ -37,7 +37,7 @@ def main(mutants: Path, equivalent_file: Path) -> int:
             if status == "survived" and name in equivalent:
                 status = "equivalent"
             counts[status] += 1
-            if status in ("survived", "no tests", "timeout", "suspicious", "not run"):
+            if status in ("survived", "no tests", "timeout", "suspicious"):
                 survivors.append(f"{name}: {status}")
         totals.update(counts)
         rows.append((module, counts))
@@ -47,6 +47,8 @@ def main(mutants: Path, equivalent_file: Path) -> int:
     print(f"{'module':42} {'total':>6} {'killed':>6} {'surv.':>6} {'equiv.':>6} {'other':>6} score")
     for module, counts in [*rows, ("all targeted modules", totals)]:
         print(line(module, counts))
+    if totals["not run"]:
+        print(f"\n{totals['not run']} mutants not tested yet (the budget ran out): run it again")
     if survivors:
         print("\nnot killed (`cd .mutation && ../venv/bin/mutmut show NAME` shows the diff):")
         print("\n".join(f"  {s}" for s in survivors))
