@@ -162,3 +162,22 @@ async def test_positions_say_how_far_the_group_read(
     assert (await queue.positions())["high"] is None
     await client.xgroup_destroy(STREAMS["normal"], GROUP)  # ... or the group
     assert (await queue.positions())["normal"] is None
+
+
+async def test_streams_are_capped_at_100000_entries(
+    queue: RedisTaskQueue, client: redis.Redis
+) -> None:
+    """Acknowledged entries are trimmed away, so a stream's memory is bounded: approximately
+    (Redis trims whole nodes of up to 100 entries)."""
+    fill = "for i = 1, 100000 do redis.call('XADD', KEYS[1], '*', 'task_id', ARGV[1]) end"
+    await client.eval(fill, 1, STREAMS["normal"], str(uuid.uuid4()))
+    assert await client.xlen(STREAMS["normal"]) == 100_000
+    for _ in range(150):
+        await queue.enqueue(uuid.uuid4(), "normal")
+    await queue.enqueue_many([(uuid.uuid4(), "normal") for _ in range(150)])
+    assert 100_000 <= await client.xlen(STREAMS["normal"]) < 100_100  # 300 added
+    await client.xtrim(STREAMS["normal"], maxlen=100_000, approximate=False)
+    entries = await queue.read("w1", 150, 10)
+    for entry in entries:
+        await queue.give_back(entry)
+    assert 100_000 <= await client.xlen(STREAMS["normal"]) < 100_100  # 150 given back
