@@ -129,7 +129,7 @@ async def _run(
         observer=observer,
     )
     outcome = await executor.run(task.id)
-    row = await repo.get(task.id)
+    row = await TaskRepository(engine, 30).get(task.id)
     return outcome, observer.events, dict(row._mapping), metrics
 
 
@@ -198,3 +198,17 @@ async def test_the_embedded_queue_serves_high_priority_first_then_in_order() -> 
     await queue.enqueue(ids[2], "normal")
     await queue.enqueue(ids[3], "high")
     assert [await queue.get() for _ in ids] == [ids[1], ids[3], ids[0], ids[2]]
+
+
+async def test_a_refused_result_whose_task_cannot_be_read_is_reported_handed_back(engine) -> None:
+    async def completed_then_database_gone(repo, task_id) -> None:
+        assert await repo.finish(task_id, "succeeded", result="theirs")
+
+        async def unreachable(*args: object) -> None:
+            raise ConnectionRefusedError("database down")
+
+        repo.get = unreachable
+
+    outcome, events, _, _ = await _run(engine, completed_then_database_gone)
+    assert outcome == "skipped"
+    assert events == [("started", "normal"), ("finished", "normal", "handed_back")]
