@@ -51,14 +51,77 @@ async def test_a_lease_is_renewed_every_third_of_it_and_stops_when_told(gate: Re
 
 
 async def test_renewals_end_after_max_hold(gate: RedisGate) -> None:
-    locks = SessionLocks(lease_seconds=0.3, max_hold_seconds=0.5, redis=gate)
+    """Lease 1.5 s (renewed every 0.5 s), max hold 2 s: the last renewal is the one at 1.5 s
+    (the next would be at 2 s, not before max hold), so the lock is gone by 3 s; one more
+    renewal would keep it until 3.5 s and later."""
+    locks = SessionLocks(lease_seconds=1.5, max_hold_seconds=2.0, redis=gate)
     token = await _taken(locks, gate)
     lease = locks.lease(token)
-    await asyncio.sleep(0.35)
-    assert await gate.client.exists(token.key) == 1  # renewed once at least
-    await asyncio.sleep(0.75)  # past max_hold + one lease
+    await asyncio.sleep(1.7)
+    assert await gate.client.exists(token.key) == 1  # renewed
+    await asyncio.sleep(1.8)  # 3.5 s
     assert await gate.client.exists(token.key) == 0
     await lease.stop()
+
+
+class BlockingRenewals(SessionLocks):
+    """Renewals that wait for `go`, so a test can stop a lease while one is in flight."""
+
+    def __init__(self, gate: RedisGate) -> None:
+        super().__init__(lease_seconds=0.3, max_hold_seconds=60, redis=gate)
+        self.calls = 0
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def renew(self, token):
+        self.calls += 1
+        self.entered.set()
+        await self.go.wait()
+        return await super().renew(token)
+
+
+async def test_stop_waits_for_a_renewal_in_flight_and_none_follows(gate: RedisGate) -> None:
+    locks = BlockingRenewals(gate)
+    token = await _taken(locks, gate)
+    lease = locks.lease(token)
+    await asyncio.wait_for(locks.entered.wait(), 2)
+    stopping = asyncio.create_task(lease.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # it waits: a renewal after the release would re-take the lock
+    locks.go.set()
+    await asyncio.wait_for(stopping, 2)
+    assert locks.calls == 1
+    await asyncio.sleep(0.35)  # three renewal periods
+    assert locks.calls == 1
+
+
+async def test_no_renewal_is_tried_while_the_gate_is_closed(gate: RedisGate) -> None:
+    locks = SessionLocks(lease_seconds=0.3, max_hold_seconds=60, redis=gate)
+    token = await _taken(locks, gate)
+    await gate.client.pexpire(token.key, 100_000)
+    gate.failed(RedisConnectionError("refused"))
+    assert await locks.renew(token) is None
+    assert await gate.client.pttl(token.key) > 10_000  # not renewed to the 300 ms lease
+
+
+async def test_a_release_lost_to_an_outage_is_reported_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_service.core.redis")
+    down = RedisGate(
+        create_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5, max_connections=2),
+        cooldown=30.0,
+    )
+    try:
+        locks = SessionLocks(lease_seconds=5, max_hold_seconds=60, redis=down)
+        token = locks.token(OWNER, uuid.uuid4())
+        assert await locks.release(token, ("agent:cache:x", "reply", 300)) is False
+        assert not down.available
+    finally:
+        await down.close()
+    [record] = caplog.records
+    assert record.getMessage() == "redis unavailable; using fallbacks"
+    assert record.error.startswith("ConnectionError: ")
 
 
 async def test_a_vanished_lock_is_taken_back_and_another_holder_is_left_alone(
