@@ -4,6 +4,7 @@ happened, and the embedded queue serves high priority first."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -133,22 +134,40 @@ async def _run(
     return outcome, observer.events, dict(row._mapping), metrics
 
 
-async def test_a_run_reports_success(engine) -> None:
+def _task_log(caplog: pytest.LogCaptureFixture) -> list[tuple]:
+    return [
+        (r.levelname, r.getMessage(), r.task_id, getattr(r, "status", None))
+        for r in caplog.records
+        if r.name == "agent_service.core.tasks"
+    ]
+
+
+async def test_a_run_reports_success(engine, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="agent_service.core.tasks")
+
     async def nothing(repo, task_id) -> None:
         return None
 
     outcome, events, row, metrics = await _run(engine, nothing, "high")
+    assert _task_log(caplog) == [("INFO", "task finished", str(row["id"]), "succeeded")]
     assert outcome == "succeeded"
     assert events == [("started", "high"), ("finished", "high", "succeeded")]
     assert row["status"] == "succeeded" and row["attempts"] == 1
     assert tasks_total(metrics, "high", "succeeded") == 1
 
 
-async def test_a_task_cancelled_while_it_ran_is_reported_cancelled(engine) -> None:
+async def test_a_task_cancelled_while_it_ran_is_reported_cancelled(
+    engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent_service.core.tasks")
+
     async def cancel(repo, task_id) -> None:
         assert await repo.cancel(task_id, OWNER) is not None
 
     outcome, events, row, metrics = await _run(engine, cancel)
+    assert _task_log(caplog) == [
+        ("INFO", "task already completed or cancelled", str(row["id"]), None)
+    ]
     assert outcome == "skipped"
     assert events == [("started", "normal"), ("finished", "normal", "cancelled")]
     assert row["status"] == "cancelled" and row["result"] is None
