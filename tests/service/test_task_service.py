@@ -4,6 +4,7 @@ happened, and the embedded queue serves high priority first."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -231,3 +232,22 @@ async def test_a_refused_result_whose_task_cannot_be_read_is_reported_handed_bac
     outcome, events, _, _ = await _run(engine, completed_then_database_gone)
     assert outcome == "skipped"
     assert events == [("started", "normal"), ("finished", "normal", "handed_back")]
+
+
+async def test_the_last_allowed_attempt_runs_and_the_next_gives_up(engine) -> None:
+    repo, metrics = TaskRepository(engine, 0.05), Metrics()
+    service = TaskService(repo, LocalTaskQueue(), metrics)
+
+    def executor(worker: str) -> TaskExecutor:
+        cache = ResponseCache(0, metrics)
+        return TaskExecutor(repo, LocalBackend("local-echo-1"), cache, metrics, worker, "a", 1)
+
+    task = await service.submit(OWNER, "p", "normal", None)
+    assert await executor("w1").run(task.id) == "succeeded"  # attempt 1 of 1
+    task = await service.submit(OWNER, "q", "high", None)
+    assert await repo.claim(task.id, "dead-worker") is not None  # attempt 1, then it died
+    await asyncio.sleep(0.15)  # its lease lapses
+    assert await executor("w2").run(task.id) == "failed"
+    row = await repo.get(task.id)
+    assert (row.status, row.attempts, row.error) == ("failed", 2, "gave up after 1 attempts")
+    assert tasks_total(metrics, "high", "failed") == 1
