@@ -119,7 +119,9 @@ async def test_a_dead_consumers_entries_are_reclaimed_after_the_idle_time(
     assert {o["consumer"] for o in owners} == {b"alive"}
 
 
-async def test_a_heartbeat_keeps_entries_from_being_reclaimed(queue: RedisTaskQueue) -> None:
+async def test_a_heartbeat_keeps_entries_from_being_reclaimed(
+    queue: RedisTaskQueue, client: redis.Redis
+) -> None:
     await queue.enqueue(uuid.uuid4(), "normal")
     await queue.enqueue(uuid.uuid4(), "high")
     held = await queue.read("busy", 10, 10) + await queue.read("busy", 10, 10)
@@ -127,6 +129,10 @@ async def test_a_heartbeat_keeps_entries_from_being_reclaimed(queue: RedisTaskQu
     await asyncio.sleep(0.3)
     await queue.heartbeat("busy", held)
     assert await queue.reclaim("other", 200, 10) == []
+    # A heartbeat is not a delivery: the entries' delivery counts stay 1.
+    for entry in held:
+        [info] = await client.xpending_range(entry.stream, GROUP, "-", "+", 1)
+        assert (info["consumer"], info["times_delivered"]) == (b"busy", 1)
     await asyncio.sleep(0.25)
     assert len(await queue.reclaim("other", 200, 10)) == 2
 

@@ -13,7 +13,7 @@ import pytest
 from agent_service.core.cache import ResponseCache
 from agent_service.core.errors import Conflict, NotFound
 from agent_service.core.metrics import Metrics
-from agent_service.core.models.base import ChatMessage
+from agent_service.core.models.base import ChatMessage, ModelError
 from agent_service.core.models.local import LocalBackend
 from agent_service.core.queue import LocalTaskQueue
 from agent_service.core.tasks import TaskExecutor, TaskService
@@ -251,3 +251,28 @@ async def test_the_last_allowed_attempt_runs_and_the_next_gives_up(engine) -> No
     row = await repo.get(task.id)
     assert (row.status, row.attempts, row.error) == ("failed", 2, "gave up after 1 attempts")
     assert tasks_total(metrics, "high", "failed") == 1
+
+
+class FailingModel(LocalBackend):
+    def __init__(self) -> None:
+        super().__init__("local-echo-1")
+        self.prompts: list[list[ChatMessage]] = []
+
+    async def complete(self, messages: list[ChatMessage]) -> str:
+        self.prompts.append(messages)
+        raise ModelError("the model timed out after 30 s")
+
+
+async def test_a_model_failure_fails_the_task_with_its_message(engine) -> None:
+    repo, metrics, model = TaskRepository(engine, 30), Metrics(), FailingModel()
+    task = await TaskService(repo, LocalTaskQueue(), metrics).submit(OWNER, "p", "high", None)
+    executor = TaskExecutor(repo, model, ResponseCache(0, metrics), metrics, "w", "research", 3)
+    assert await executor.run(task.id) == "failed"
+    row = await repo.get(task.id)
+    assert (row.status, row.error, row.result) == ("failed", "the model timed out after 30 s", None)
+    assert tasks_total(metrics, "high", "failed") == 1
+    [prompt] = model.prompts
+    assert [(m.role, m.content) for m in prompt] == [
+        ("system", "You are a helpful research agent."),
+        ("user", "p"),
+    ]
