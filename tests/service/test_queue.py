@@ -119,6 +119,17 @@ async def test_a_dead_consumers_entries_are_reclaimed_after_the_idle_time(
     assert {o["consumer"] for o in owners} == {b"alive"}
 
 
+async def test_reclaim_stops_at_count_with_high_priority_first(queue: RedisTaskQueue) -> None:
+    high = [uuid.uuid4(), uuid.uuid4()]
+    for task in high:
+        await queue.enqueue(task, "high")
+    await queue.enqueue(uuid.uuid4(), "normal")
+    assert len(await queue.read("dead", 10, 10) + await queue.read("dead", 10, 10)) == 3
+    await asyncio.sleep(0.05)
+    assert [e.task_id for e in await queue.reclaim("alive", 10, 2)] == high
+    assert [e.priority for e in await queue.reclaim("alive", 10, 2)] == ["normal"]
+
+
 async def test_a_heartbeat_keeps_entries_from_being_reclaimed(
     queue: RedisTaskQueue, client: redis.Redis
 ) -> None:
