@@ -198,3 +198,34 @@ async def test_streams_are_capped_at_100000_entries(
     for entry in entries:
         await queue.give_back(entry)
     assert 100_000 <= await client.xlen(STREAMS["normal"]) < 100_100  # 150 given back
+
+
+class HighArrivesBetweenReads:
+    """The client, but a high-priority task arrives right after the first (high only) read."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self.reads = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    async def xreadgroup(self, *args, **kwargs):
+        reply = await self._client.xreadgroup(*args, **kwargs)
+        self.reads += 1
+        if self.reads == 1:
+            await self._client.xadd(STREAMS["high"], {"task_id": str(HIGH_LATE)})
+        return reply
+
+
+HIGH_LATE = uuid.UUID(int=7)
+
+
+async def test_a_read_over_both_streams_puts_high_priority_first(client: redis.Redis) -> None:
+    await RedisTaskQueue(client).ensure_group()
+    normal = uuid.uuid4()
+    await RedisTaskQueue(client).enqueue(normal, "normal")
+    racing = HighArrivesBetweenReads(client)
+    entries = await RedisTaskQueue(racing).read("w1", 10, 10)
+    assert racing.reads == 2
+    assert [(e.task_id, e.priority) for e in entries] == [(HIGH_LATE, "high"), (normal, "normal")]
