@@ -5,6 +5,7 @@ instead of one per request)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -52,6 +53,11 @@ async def test_a_reply_is_kept_in_redis_for_the_ttl(gate: RedisGate) -> None:
     assert (cache.hits, cache.misses, cache.errors) == (1, 1, 0)
     assert counts(metrics) == {"hit": 1.0, "miss": 1.0, "error": 0.0}
     assert cache.hit_rate == 0.5
+    assert await cache.get(key) == "hello"
+    assert await cache.get("agent:cache:other") is None
+    assert await cache.get("agent:cache:other") is None
+    assert (cache.hits, cache.misses, cache.errors) == (2, 3, 0)
+    assert cache.hit_rate == 0.4
 
 
 def test_keys_differ_by_backend_model_and_prompt() -> None:
@@ -91,7 +97,10 @@ async def test_a_ttl_of_zero_turns_the_cache_off() -> None:
     assert ResponseCache(1, Metrics()).enabled is True
 
 
-async def test_redis_down_is_a_miss_and_one_attempt_per_cooldown(down_gate: RedisGate) -> None:
+async def test_redis_down_is_a_miss_and_one_attempt_per_cooldown(
+    down_gate: RedisGate, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_service.core.redis")
     metrics = Metrics()
     cache = ResponseCache(300, metrics, down_gate)
     assert down_gate.available
@@ -104,12 +113,19 @@ async def test_redis_down_is_a_miss_and_one_attempt_per_cooldown(down_gate: Redi
     assert (cache.hits, cache.misses, cache.errors) == (0, 0, 2)
     assert counts(metrics) == {"hit": 0.0, "miss": 0.0, "error": 2.0}
     assert cache.hit_rate == 0.0
+    [record] = caplog.records  # once per outage, with the real error
+    assert record.error.startswith("ConnectionError: ")
 
 
-async def test_a_failed_store_also_starts_the_cooldown(down_gate: RedisGate) -> None:
+async def test_a_failed_store_also_starts_the_cooldown(
+    down_gate: RedisGate, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_service.core.redis")
     cache = ResponseCache(300, Metrics(), down_gate)
     await cache.set("k", "v")
     assert not down_gate.available
+    [record] = caplog.records
+    assert record.error.startswith("ConnectionError: ")
 
 
 async def test_the_gate_reopens_after_its_cooldown_and_on_success(redis_url: str) -> None:

@@ -49,11 +49,17 @@ def tasks_total(metrics: Metrics, priority: str, status: str) -> float | None:
     return value(body, "agent_tasks_total", priority=priority, status=status)
 
 
-async def test_a_task_redis_cannot_take_is_kept_queued_and_found_again(engine) -> None:
+async def test_a_task_redis_cannot_take_is_kept_queued_and_found_again(
+    engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_service.core.tasks")
     repo, queue, metrics = TaskRepository(engine, 30), DownQueue(), Metrics()
     service = TaskService(repo, queue, metrics)
     first = await service.submit(OWNER, "p", "high", "key-1")
     assert queue.calls == 1
+    [record] = caplog.records
+    assert record.getMessage() == "task stored but not enqueued; the reconciler will hand it out"
+    assert (record.task_id, record.error) == (str(first.id), "ConnectionError: Connection refused")
     stored = await service.get(OWNER, first.id)
     assert (stored.status, stored.priority, stored.prompt) == ("queued", "high", "p")
     # The same key maps to the same task, which still exists; no second enqueue is tried.
@@ -64,14 +70,16 @@ async def test_a_task_redis_cannot_take_is_kept_queued_and_found_again(engine) -
     with pytest.raises(Conflict) as reused:
         await service.submit(OWNER, "other prompt", "high", "key-1")
     assert reused.value.code == "idempotency_key_reused"
+    assert reused.value.message == "this Idempotency-Key was used with a different request"
 
 
 async def test_another_keys_cancel_is_404_and_leaves_the_task(engine) -> None:
     metrics = Metrics()
     service = TaskService(TaskRepository(engine, 30), LocalTaskQueue(), metrics)
     task = await service.submit(OWNER, "p", "high", None)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as unknown:
         await service.cancel(OTHER, task.id)
+    assert (unknown.value.status, unknown.value.message) == (404, "task not found")
     assert (await service.get(OWNER, task.id)).status == "queued"
     assert tasks_total(metrics, "high", "cancelled") is None
     assert (await service.cancel(OWNER, task.id)).status == "cancelled"
