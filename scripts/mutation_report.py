@@ -44,7 +44,10 @@ def main(mutants: Path, equivalent_file: Path) -> int:
     if not rows:
         print("mutation: no results yet (run `make mutation`)")
         return 1
-    print(f"{'module':42} {'total':>6} {'killed':>6} {'surv.':>6} {'equiv.':>6} {'other':>6} score")
+    print(
+        f"{'module':34} {'total':>6} {'killed':>6} {'surv.':>6} {'equiv.':>6} {'t/out':>6} "
+        f"{'other':>6} {'untested':>8}  score (killed / tested, equivalent excluded)"
+    )
     for module, counts in [*rows, ("all targeted modules", totals)]:
         print(line(module, counts))
     if totals["not run"]:
@@ -57,13 +60,14 @@ def main(mutants: Path, equivalent_file: Path) -> int:
 
 def line(module: str, counts: Counter[str]) -> str:
     total = sum(counts.values())
-    killed, equivalent = counts["killed"], counts["equivalent"]
-    other = total - killed - counts["survived"] - equivalent
-    tested = total - equivalent
+    killed, survived, equivalent = counts["killed"], counts["survived"], counts["equivalent"]
+    timeout, untested = counts["timeout"], counts["not run"]
+    other = total - killed - survived - equivalent - timeout - untested
+    tested = total - equivalent - untested
     score = f"{100 * killed / tested:5.1f}%" if tested else "  n/a"
     return (
-        f"{module:42} {total:6} {killed:6} {counts['survived']:6} {equivalent:6} {other:6} "
-        f"{score} ({killed}/{tested})"
+        f"{module:34} {total:6} {killed:6} {survived:6} {equivalent:6} {timeout:6} {other:6} "
+        f"{untested:8}  {score} ({killed}/{tested})"
     )
 
 
