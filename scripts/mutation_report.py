@@ -28,12 +28,15 @@ def main(mutants: Path, equivalent_file: Path) -> int:
     equivalent = equivalent_names(equivalent_file)
     totals: Counter[str] = Counter()
     survivors: list[str] = []
+    stale: list[str] = []  # listed as equivalent, yet killed: the list is out of date
     rows = []
     for meta in sorted(mutants.rglob("*.py.meta")):
         module = str(meta.relative_to(mutants)).removesuffix(".meta")
         counts: Counter[str] = Counter()
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             status = STATUS.get(code, "suspicious")
+            if status == "killed" and name in equivalent:
+                stale.append(name)
             if status == "survived" and name in equivalent:
                 status = "equivalent"
             counts[status] += 1
@@ -52,6 +55,9 @@ def main(mutants: Path, equivalent_file: Path) -> int:
         print(line(module, counts))
     if totals["not run"]:
         print(f"\n{totals['not run']} mutants not tested yet (the budget ran out): run it again")
+    if stale:
+        print("\nlisted in tests/mutation_equivalent.txt but killed (the module changed? check):")
+        print("\n".join(f"  {name}" for name in stale))
     if survivors:
         print("\nnot killed (`cd .mutation && ../venv/bin/mutmut show NAME` shows the diff):")
         print("\n".join(f"  {s}" for s in survivors))
