@@ -162,3 +162,44 @@ async def test_the_client_uses_the_configured_timeouts_and_pool_size(redis_url: 
         assert await client.ping() is True
     finally:
         await client.aclose()
+
+
+async def test_the_in_process_cache_holds_10000_replies_by_default() -> None:
+    cache = ResponseCache(60, Metrics())
+    for n in range(10_001):
+        await cache.set(f"k{n}", "v")
+    assert await cache.get("k0") is None
+    assert await cache.get("k1") == "v" and await cache.get("k10000") == "v"
+
+
+async def test_the_default_cooldown_is_one_second(redis_url: str) -> None:
+    gate = RedisGate(create_redis(redis_url, timeout=1.0, max_connections=2))
+    try:
+        gate.failed(TimeoutError())
+        await asyncio.sleep(0.9)
+        assert not gate.available
+        await asyncio.sleep(0.2)
+        assert gate.available
+    finally:
+        await gate.close()
+
+
+async def test_a_connection_the_server_dropped_is_replaced_without_an_error(
+    redis_url: str,
+) -> None:
+    """One retry on a fresh connection; and no PING before commands on an idle connection
+    (health_check_interval 0: no extra round trip on the hot path)."""
+    client = create_redis(redis_url, timeout=1.0, max_connections=1)
+    admin = create_redis(redis_url, timeout=1.0, max_connections=1)
+    try:
+        await client.set("k", "v")
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        assert await client.get("k") == b"v"
+        pings = (await admin.info("commandstats")).get("cmdstat_ping", {}).get("calls", 0)
+        await asyncio.sleep(1.1)
+        assert await client.get("k") == b"v"
+        after = (await admin.info("commandstats")).get("cmdstat_ping", {}).get("calls", 0)
+        assert after == pings
+    finally:
+        await client.aclose()
+        await admin.aclose()

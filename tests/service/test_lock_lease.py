@@ -172,6 +172,7 @@ async def test_release_deletes_only_its_own_lock_and_writes_the_cache_entry(
 
 
 async def test_without_redis_the_lock_is_per_process(gate: RedisGate) -> None:
+    assert SessionLocks(2.5, 60, gate).token(OWNER, uuid.uuid4()).ttl_ms == 2500
     locks = SessionLocks(lease_seconds=5, max_hold_seconds=60)
     token = locks.token(OWNER, uuid.uuid4())
     assert not token.remote and token.value == ""

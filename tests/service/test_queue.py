@@ -191,6 +191,7 @@ async def test_streams_are_capped_at_100000_entries(
     assert await client.xlen(STREAMS["normal"]) == 100_000
     for _ in range(150):
         await queue.enqueue(uuid.uuid4(), "normal")
+    assert 100_000 <= await client.xlen(STREAMS["normal"]) < 100_100  # 150 added
     await queue.enqueue_many([(uuid.uuid4(), "normal") for _ in range(150)])
     assert 100_000 <= await client.xlen(STREAMS["normal"]) < 100_100  # 300 added
     await client.xtrim(STREAMS["normal"], maxlen=100_000, approximate=False)

@@ -6,6 +6,7 @@ The clock is fixed (time.time patched), so every figure is exact: a 10/minute li
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -13,6 +14,9 @@ import pytest
 from agent_service.core.errors import RateLimited
 from agent_service.core.ratelimit import RateLimiter, retry_after
 from agent_service.core.redis import RedisGate, create_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from bench.stack import free_port
 
 WINDOW = 60
 START = WINDOW * 29_000_000  # the start of a window (in 2025), far from any real call
@@ -123,3 +127,40 @@ def test_retry_after_seconds() -> None:
     assert retry_after(10, 60, 59.5, 0, 3) == 1.0
     assert retry_after(10, 60, 0, 0, 10) == 60.0
     assert retry_after(10, 60, 50, 10, 5) == 1.0
+
+
+async def test_with_redis_up_a_hit_without_a_lock_reports_no_lock(
+    redis_url: str, clock: Callable[[float], None]
+) -> None:
+    gate = RedisGate(create_redis(redis_url, timeout=2.0, max_connections=2))
+    try:
+        clock(10)
+        assert await RateLimiter("10/minute", gate).check("k") is None
+    finally:
+        await gate.close()
+
+
+async def test_a_closed_gate_counts_in_memory_and_redis_down_is_logged(
+    redis_url: str, clock: Callable[[float], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_service.core.redis")
+    clock(10)
+    gate = RedisGate(create_redis(redis_url, timeout=2.0, max_connections=2), cooldown=30)
+    try:
+        limiter = RateLimiter("10/minute", gate)
+        gate.failed(RedisConnectionError("refused"))
+        assert (await allowed(limiter, "k", 11))[0] == 10  # counted in this process
+        assert await gate.client.keys("agent:ratelimit:*") == []
+    finally:
+        await gate.close()
+    down = RedisGate(
+        create_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5, max_connections=2)
+    )
+    try:
+        assert (await allowed(RateLimiter("10/minute", down), "k", 11))[0] == 10
+        assert not down.available
+    finally:
+        await down.close()
+    assert len(caplog.records) == 2
+    assert caplog.records[0].error == "ConnectionError: refused"
+    assert caplog.records[1].error.startswith("ConnectionError: ")
