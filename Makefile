@@ -128,7 +128,7 @@ bench: $(VENV)/.installed ## load and capacity benchmarks (prints figures; fault
 # for at most MUTATION_BUDGET seconds (a stopped run goes on where it stopped). Prints the score
 # and the survivors. See README "Mutation testing".
 MUTATION_BUDGET ?= 3000
-mutation: $(VENV)/.installed ## mutation testing of the core and task path (score, survivors; ~40 min)
+mutation: $(VENV)/.installed ## mutation testing of the core and task path: score and survivors (~50 min)
 	MUTATION_BUDGET=$(MUTATION_BUDGET) $(SERVICES) run bash scripts/mutation.sh $(MUTANTS)
 
 lint: setup ## ruff, hadolint, shellcheck and the workflow schemas
