@@ -171,7 +171,12 @@ def test_a_task_burst_drains_at_the_workers_pace(render, figures):
     with_keda = run(rendered.load(render), burst(), figures).summary()
     # lag + pending reaches the maximum of 10 workers (40 tasks/s once they run)
     assert with_keda["worker_replicas"] == (2, 10)
-    assert with_keda["longest_backlog_s"] < 0.5 * cpu_only["longest_backlog_s"]
+    # Drained within 5 minutes of the burst's start (282 s). At best 40 tasks/s from the start:
+    # 6,000 - 40 x 120 = 1,200 left at its end, 1,200 / 39.5 = 30 s more: 150 s. The workers
+    # grow 2 -> 6 -> 10 per minute (max(+100%, +4)) and 8 of them wait for nodes (10 s scan +
+    # 120 s + 20 s pod start), which costs the rest.
+    assert 150 < with_keda["longest_backlog_s"] <= 300
+    assert with_keda["longest_backlog_s"] == pytest.approx(282, abs=15)
     assert with_keda["tasks_finished"] == with_keda["tasks"]
 
 
