@@ -66,5 +66,5 @@ def wire(
             keda=keda.release,
             namespace=workload.namespace_object,
         ),
-        opts,
+        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=workload)),
     )

@@ -84,7 +84,7 @@ class Keda(pulumi.ComponentResource):
             opts=child,
         )
         self.release = k8s.helm.v3.Release(
-            name,
+            f"{name}-release",
             name=CHART,
             chart=CHART,
             version=VERSION,
