@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import autoscaling
 from infra.components.addons import Addons, AddonsArgs
 from infra.components.cache import Cache, CacheArgs
 from infra.components.cluster import Cluster, ClusterArgs
@@ -335,6 +336,7 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         both,
     )
+    autoscaling.wire(cfg, cluster, cache, workload, monitoring, both)
     return Platform(
         cfg, provider, zones, network, cluster, database, cache, load_balancer, registry,
         addons, workload, image, sinks, monitoring,

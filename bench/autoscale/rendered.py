@@ -3,14 +3,16 @@
 `resources.json` for the managed node group (instance type, sizes) and the region.
 
 A ScaledObject replaces the HPA of the same Deployment (KEDA adopts it), whether both are in the
-render or the ScaledObject comes from an overlay folder.
+render (a stack adopting its Pulumi HPAs has both) or the ScaledObject comes from an overlay
+folder. `cpu_only` keeps only the CPU and memory metrics of each autoscaler: the HPAs before KEDA,
+to compare with.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +69,16 @@ def read_manifests(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def load(render: Path, overlay: Path | None = None) -> Setup:
-    """The setup of the render in `render` (with `overlay`'s ScaledObjects/HPAs on top)."""
+def load(render: Path, overlay: Path | None = None, cpu_only: bool = False) -> Setup:
+    """The setup of the render in `render` (with `overlay`'s ScaledObjects/HPAs on top; with
+    `cpu_only`, their CPU and memory metrics only)."""
     manifests = read_manifests(render / "manifests")
     document = json.loads((render / "resources.json").read_text())
     scalers = _autoscalers(manifests)
     if overlay is not None:
         scalers.update(_autoscalers(read_manifests(overlay)))
+    if cpu_only:
+        scalers = {target: resources_only(a) for target, a in scalers.items()}
     by_kind = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
     config = by_kind[("ConfigMap", "workload-config")]["data"]
     if any(m["kind"] == "NodePool" for m in manifests):
@@ -109,6 +114,19 @@ def _autoscalers(manifests: list[dict[str, Any]]) -> dict[str, Autoscaler]:
     return found
 
 
+def resources_only(autoscaler: Autoscaler) -> Autoscaler:
+    """`autoscaler` scaling on CPU and memory only (no External metric, no scale to zero)."""
+    metrics = tuple(m for m in autoscaler.metrics if isinstance(m, scaling.ResourceMetric))
+    if not metrics:
+        raise scaling.NotModelled(f"{autoscaler.source}: no cpu or memory metric for --cpu-only")
+    return replace(
+        autoscaler,
+        source=f"{autoscaler.source} (cpu/memory only)",
+        metrics=metrics,
+        scale_to_zero=False,
+    )
+
+
 def _tier(deployment: dict[str, Any], autoscaler: Autoscaler) -> Tier:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     resources = container.get("resources") or {}
@@ -141,10 +159,12 @@ def _node_group(document: dict[str, Any], region: str) -> NodeGroup:
     )
 
 
-def render_stack(stack: str, root: Path, overlay: Path | None = None) -> Setup:
+def render_stack(
+    stack: str, root: Path, overlay: Path | None = None, cpu_only: bool = False
+) -> Setup:
     """Render `stack` offline (as `python -m infra render` does) and read its setup."""
     from infra.offline.render import render
 
     with tempfile.TemporaryDirectory(prefix=f"autoscale-{stack}-") as out:
         render(stack, Path(out), root)
-        return load(Path(out), overlay)
+        return load(Path(out), overlay, cpu_only)

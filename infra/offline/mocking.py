@@ -177,6 +177,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         for kind in ("create", "update", "delete")
                         if getattr(request.customTimeouts, kind)
                     },
+                    retain_on_delete=bool(request.retainOnDelete),
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response

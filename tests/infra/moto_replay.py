@@ -71,7 +71,6 @@ ORDER = [
     "aws:rds/subnetGroup:SubnetGroup",
     "aws:rds/parameterGroup:ParameterGroup",
     "aws:rds/instance:Instance",
-    "aws:iam/rolePolicy:RolePolicy",  # after the RDS-managed secret it may name
     "aws:elasticache/subnetGroup:SubnetGroup",
     "aws:elasticache/replicationGroup:ReplicationGroup",
     "aws:lb/loadBalancer:LoadBalancer",
@@ -80,6 +79,8 @@ ORDER = [
     "aws:wafv2/webAcl:WebAcl",
     "aws:wafv2/webAclAssociation:WebAclAssociation",
     *moto_replay_ops.ORDER,
+    # Last: after the RDS-managed secret and the Prometheus workspace they may name.
+    "aws:iam/rolePolicy:RolePolicy",
 ]
 
 

@@ -96,6 +96,7 @@ def test_every_resource_is_parented_to_its_component(stack):
         "agent-platform:infra:Workload",
         "agent-platform:infra:Sinks",
         "agent-platform:infra:Monitoring",
+        "agent-platform:infra:Keda",
     }
 
 

@@ -118,6 +118,7 @@ def test_the_config_map_carries_the_service_contract(prod):
         "METRICS_PORT": "9090",
         "AGENT_TYPE": "conversational",
         "MAX_CONCURRENT_SESSIONS": "100",
+        "WORKER_CONCURRENCY": "8",
         "MODEL_BACKEND": "local",
         "LOG_LEVEL": "INFO",
         "DB_SECRET_ARN": prod.outputs["dbSecretArn"],
@@ -148,7 +149,7 @@ def test_model_settings_reach_the_config_map_when_set():
 
 def test_the_secret_holds_redis_over_tls_and_the_keys_and_stays_secret():
     graph = run_program("prod", secrets={"apiKeys": "k-1,k-2", "modelApiKey": "sk-test"})
-    secret = graph.one(SECRET)
+    secret = graph.one(SECRET, "workload-secrets")
     assert secret.is_secret("stringData")
     data = secret.get("stringData")
     token = graph.one("aws:elasticache/replicationGroup:ReplicationGroup").get("authToken")
@@ -164,7 +165,7 @@ def test_the_secret_holds_redis_over_tls_and_the_keys_and_stays_secret():
 def test_without_configured_api_keys_one_is_generated_and_kept_secret(dev):
     generated = dev.one("random:index/randomPassword:RandomPassword", "workload-api-key")
     assert generated.get("length") == 40
-    secret = dev.one(SECRET)
+    secret = dev.one(SECRET, "workload-secrets")
     assert set(secret.get("stringData")) == {"REDIS_URL", "API_KEYS"}
     assert secret.get("stringData")["API_KEYS"] == generated.outputs["result"]
     assert "apiKeys" in dev.secret_outputs
@@ -172,7 +173,7 @@ def test_without_configured_api_keys_one_is_generated_and_kept_secret(dev):
 
 def test_api_and_worker_read_config_map_and_secret_and_the_job_only_the_config_map(graph):
     config = graph.one(CONFIG).outputs["metadata"]["name"]
-    secret = graph.one(SECRET).outputs["metadata"]["name"]
+    secret = graph.one(SECRET, "workload-secrets").outputs["metadata"]["name"]
     both = [{"configMapRef": {"name": config}}, {"secretRef": {"name": secret}}]
     for name in ("agent-api", "agent-worker"):
         assert pod(graph, name)["containers"][0]["envFrom"] == both

@@ -38,7 +38,7 @@ def _replicas(name: str, dev: int, staging: int, prod: int, what: str) -> int:
         staging=staging,
         prod=prod,
         check=between(1, 100),
-        help=f"HPA {what}.",
+        help=f"Autoscaling (KEDA ScaledObject) {what}.",
     )
 
 
@@ -51,13 +51,13 @@ class WorkloadConfig(Section, title="Workload"):
         "hpaCpuTarget",
         default=70,
         check=between(1, 100, " (percent)"),
-        help="HPA target CPU utilisation, percent of the request.",
+        help="Target CPU utilisation of the cpu trigger, percent of the request.",
     )
     hpa_memory_target: Int = key(
         "hpaMemoryTarget",
         default=80,
         check=between(1, 100, " (percent)"),
-        help="HPA target memory utilisation, percent of the request.",
+        help="Target memory utilisation of the memory trigger, percent of the request.",
     )
     cpu_request: Text = key(
         "cpuRequest",
@@ -94,6 +94,13 @@ class WorkloadConfig(Section, title="Workload"):
         default=100,
         check=between(1, 100_000),
         help="MAX_CONCURRENT_SESSIONS per pod.",
+    )
+    worker_concurrency: Int = key(
+        "workerConcurrency",
+        default=8,
+        check=between(1, 1000),
+        help="WORKER_CONCURRENCY: tasks one worker runs at once; also the worker's KEDA target "
+        "(queued + running tasks per worker).",
     )
     model_backend: Text = key(
         "modelBackend",
