@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from . import __version__
 from .api import errors, probes, sessions, stats, tasks
+from .api.fastpath import ChatFastPath
 from .api.middleware import RequestMiddleware
 from .config import ConfigError, Settings, load_settings
 from .core.active import ActiveSessions
@@ -183,6 +184,8 @@ def create_app(
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]
+    # Added first, so it runs inside the request middleware (api/fastpath.py).
+    app.add_middleware(ChatFastPath, fastapi=app)
     app.add_middleware(
         RequestMiddleware,
         metrics=app.state.metrics,
