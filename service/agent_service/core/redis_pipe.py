@@ -9,11 +9,12 @@ off the wire (an asyncio protocol and the hiredis parser redis-py uses too), ~35
 
 Where to connect (host, port, DB, AUTH, TLS and its checks) is read from the client's own
 connection settings, so REDIS_URL means the same for both. Failures are the client's errors
-(redis.exceptions), so callers keep their fallbacks: a command that does not answer within
-`timeout` raises TimeoutError and closes the connection (commands behind it would wait on the
-same stall); a lost connection fails its pending commands with ConnectionError and the next
-command opens a new one. A command that finds the connection lost before it was written is
-retried once on a new one, as the client retried a stale pooled connection.
+(redis.exceptions), so callers keep their fallbacks: when the oldest command in flight has
+not been answered within `timeout`, it and every command behind it (waiting on the same
+stall) fail with TimeoutError and the connection closes; a lost connection fails its commands
+in flight with ConnectionError. The next command opens a new connection; one that finds the
+connection lost before it was written is retried once on a new one, as the client retried a
+stale pooled connection.
 """
 
 from __future__ import annotations
@@ -56,11 +57,18 @@ def _error(reply: hiredis.ReplyError) -> ResponseError:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    """The connection: commands in flight in order, with the time each must be answered by.
+    One timer watches the oldest (replies come in order): when it is late, the connection
+    is stalled, and every command in flight fails with TimeoutError and the connection
+    closes (cheaper than a timer per command)."""
+
+    def __init__(self, timeout: float) -> None:
         self.reader = hiredis.Reader()
-        self.pending: deque[asyncio.Future] = deque()
+        self.pending: deque[tuple[asyncio.Future, float]] = deque()
         self.transport: Any = None
         self.lost = False
+        self._timeout = timeout
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -68,7 +76,7 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            future = self.pending.popleft()
+            future, _ = self.pending.popleft()
             if future.done():  # its caller gave up (cancelled): the reply is dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -78,17 +86,37 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._fail(RedisConnectionError("connection to redis lost"))
+
+    def _fail(self, exc: Exception) -> None:
         while self.pending:
-            future = self.pending.popleft()
+            future, _ = self.pending.popleft()
             if not future.done():
-                future.set_exception(RedisConnectionError("connection to redis lost"))
+                future.set_exception(exc)
 
     def send(self, command: bytes) -> asyncio.Future:
-        assert self.transport is not None
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append(future)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        deadline = loop.time() + self._timeout
+        self.pending.append((future, deadline))
         self.transport.write(command)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._watch)
         return future
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        if not self.pending:
+            return
+        loop = asyncio.get_running_loop()
+        oldest = self.pending[0][1]
+        if oldest > loop.time():
+            self._watchdog = loop.call_at(oldest, self._watch)
+            return
+        self._fail(RedisTimeoutError("timeout reading from redis"))
+        self.close()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -125,16 +153,8 @@ class PipelinedRedis:
                 if attempt == 2:
                     raise RedisConnectionError("connection to redis lost")
                 continue
-            return await self._reply(protocol, protocol.send(command))
+            return await protocol.send(command)
         raise AssertionError("unreachable")
-
-    async def _reply(self, protocol: _Protocol, future: asyncio.Future) -> Any:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await future
-        except TimeoutError:
-            protocol.close()
-            raise RedisTimeoutError("timeout reading from redis") from None
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol
@@ -150,14 +170,14 @@ class PipelinedRedis:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, protocol = await loop.create_connection(
-                    _Protocol, self._host, self._port, ssl=self._ssl
+                    lambda: _Protocol(self._timeout), self._host, self._port, ssl=self._ssl
                 )
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to redis: {exc!r}") from exc
         try:
             replies = [protocol.send(pack(command)) for command in self._hello]
             for reply in replies:
-                await self._reply(protocol, reply)
+                await reply
         except ResponseError as exc:
             protocol.close()
             raise AuthenticationError(str(exc)) from exc
