@@ -4,8 +4,9 @@ script, the cache read, the release script, lease renewals).
 redis-py spends ~125 us of CPU per command here (its pool's wait and bookkeeping, retry and
 observability layers, a task per write), three commands a chat: ~25% of a chat's CPU, measured
 with py-spy. Redis answers the commands of one connection in order, so every request of the
-process can share one connection: a command is written at once and its reply is the next one
-off the wire (an asyncio protocol and the hiredis parser redis-py uses too), ~35 us of CPU.
+process can share one connection: its reply is the next one off the wire (an asyncio protocol
+and the hiredis parser redis-py uses too), and the commands sent during one turn of the event
+loop go out in one write: ~20 us of CPU a command instead of ~155 us, at 64 concurrent.
 
 Where to connect (host, port, DB, AUTH, TLS and its checks) is read from the client's own
 connection settings, so REDIS_URL means the same for both. Failures are the client's errors
@@ -69,6 +70,7 @@ class _Protocol(asyncio.Protocol):
         self.lost = False
         self._timeout = timeout
         self._watchdog: asyncio.TimerHandle | None = None
+        self._unsent: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -101,10 +103,19 @@ class _Protocol(asyncio.Protocol):
         future = loop.create_future()
         deadline = loop.time() + self._timeout
         self.pending.append((future, deadline))
-        self.transport.write(command)
+        if not self._unsent:
+            loop.call_soon(self._flush)
+        self._unsent.append(command)
         if self._watchdog is None:
             self._watchdog = loop.call_at(deadline, self._watch)
         return future
+
+    def _flush(self) -> None:
+        """Write what this turn of the event loop sent, at once: one system call for the
+        commands of every request that ran in it (a write costs more than a command)."""
+        unsent, self._unsent = self._unsent, []
+        if not self.lost:
+            self.transport.write(b"".join(unsent))
 
     def _watch(self) -> None:
         self._watchdog = None
