@@ -77,9 +77,11 @@ async def services(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(engine)
     redis = None
     if settings.redis_url:
-        redis = RedisGate(
-            create_redis(settings.redis_url, settings.redis_timeout, settings.redis_max_connections)
+        client = create_redis(
+            settings.redis_url, settings.redis_timeout, settings.redis_max_connections
         )
+        # The chat path's commands on one pipelined connection (core/redis_pipe.py).
+        redis = RedisGate(client, pipelined=True)
     model = state.model or create_backend(settings)
     metrics: Metrics = state.metrics
     active = ActiveSessions(

@@ -69,7 +69,7 @@ async def fake() -> AsyncIterator[FakeRedis]:
 
 
 def gate(url: str, timeout: float = 2.0) -> RedisGate:
-    return RedisGate(create_redis(url, timeout, 10))
+    return RedisGate(create_redis(url, timeout, 10), pipelined=True)
 
 
 def test_commands_are_written_as_redis_py_writes_them() -> None:

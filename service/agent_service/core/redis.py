@@ -52,10 +52,14 @@ class RedisGate:
     attempt after the cooldown finds out whether Redis is back: recovery needs no restart.
     """
 
-    def __init__(self, client: redis.Redis, cooldown: float = 1.0) -> None:
+    def __init__(
+        self, client: redis.Redis, cooldown: float = 1.0, *, pipelined: bool = False
+    ) -> None:
         self.client = client
-        timeout = client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
-        self._pipe = PipelinedRedis(client, timeout)
+        self._pipe = None
+        if pipelined:
+            timeout = client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
+            self._pipe = PipelinedRedis(client, timeout)
         self._cooldown = cooldown
         self._down_until = 0.0
         self._down = False
@@ -77,13 +81,16 @@ class RedisGate:
             log.info("redis available again")
 
     async def close(self) -> None:
-        await self._pipe.close()
+        if self._pipe is not None:
+            await self._pipe.close()
         await self.client.aclose()
 
     async def call(self, *args: Any) -> Any:
-        """One command on the hot path's pipelined connection (core/redis_pipe.py), for
-        commands whose reply is used raw (GET, EVALSHA)."""
-        return await self._pipe.call(*args)
+        """One command whose reply is used raw (GET, EVALSHA): on the pipelined connection
+        (core/redis_pipe.py; the API's chat path, `pipelined=True`), else on the client."""
+        if self._pipe is not None:
+            return await self._pipe.call(*args)
+        return await self.client.execute_command(*args)
 
     def script(self, source: str) -> Script:
         return Script(self, source)

@@ -74,6 +74,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -88,6 +89,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if not self.closed.done():
+            self.closed.set_result(None)
         if self._watchdog is not None:
             self._watchdog.cancel()
         self._fail(RedisConnectionError("connection to redis lost"))
@@ -198,6 +201,7 @@ class PipelinedRedis:
         return protocol
 
     async def close(self) -> None:
-        if self._protocol is not None:
-            self._protocol.close()
-            self._protocol = None
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            protocol.close()
+            await protocol.closed  # the socket is closed once the loop has run its callback
