@@ -186,7 +186,9 @@ async def fetch(engine: AsyncEngine, query: str, *args: object) -> list[asyncpg.
     ~120 us). A connection found broken is dropped from the pool: 503."""
     try:
         pooled = await engine.raw_connection()
-    except CONNECT_ERRORS as exc:
+    except (*CONNECT_ERRORS, engine.dialect.loaded_dbapi.Error) as exc:
+        # The pool's errors come unwrapped here (engine.connect() wraps the driver's in
+        # DBAPIError).
         raise DatabaseUnavailable(type(exc).__name__) from exc
     try:
         return await pooled.driver_connection.fetch(query, *args)
