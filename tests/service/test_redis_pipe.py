@@ -48,7 +48,7 @@ class FakeRedis:
                     size = int((await reader.readline())[1:])
                     args.append((await reader.readexactly(size + 2))[:-2])
                 commands.append(args)
-                if self.mode == "drop":
+                if self.mode == "drop" or (self.mode == "drop-once" and len(self.connections) == 1):
                     writer.close()
                     return
                 if self.mode == "stall":
@@ -137,7 +137,19 @@ async def test_a_stalled_connection_times_out_and_the_next_command_reconnects(
     assert len(fake.connections) == 2
 
 
-async def test_a_lost_connection_fails_its_command_and_the_next_one_reconnects(
+async def test_a_command_on_a_connection_lost_under_it_is_retried_once_on_a_new_one(
+    fake: FakeRedis,
+) -> None:
+    fake.mode = "drop-once"  # the first connection is closed when its first command arrives
+    redis_gate = gate(f"redis://127.0.0.1:{fake.port}/0")
+    try:
+        assert await redis_gate.call("ECHO", "a") == b"a"
+    finally:
+        await redis_gate.close()
+    assert fake.connections == [[[b"ECHO", b"a"]], [[b"ECHO", b"a"]]]
+
+
+async def test_a_connection_lost_twice_is_a_connection_error_then_recovers(
     fake: FakeRedis,
 ) -> None:
     fake.mode = "drop"
@@ -149,7 +161,7 @@ async def test_a_lost_connection_fails_its_command_and_the_next_one_reconnects(
         assert await redis_gate.call("ECHO", "b") == b"b"
     finally:
         await redis_gate.close()
-    assert len(fake.connections) == 2
+    assert len(fake.connections) == 3  # the command, its one retry, the next command
 
 
 async def test_an_unreachable_server_is_a_connection_error() -> None:

@@ -13,9 +13,9 @@ connection settings, so REDIS_URL means the same for both. Failures are the clie
 (redis.exceptions), so callers keep their fallbacks: when the oldest command in flight has
 not been answered within `timeout`, it and every command behind it (waiting on the same
 stall) fail with TimeoutError and the connection closes; a lost connection fails its commands
-in flight with ConnectionError. The next command opens a new connection; one that finds the
-connection lost before it was written is retried once on a new one, as the client retried a
-stale pooled connection.
+in flight with ConnectionError, and each is retried once on a new connection, as the client
+retried a command on a stale pooled connection (a timeout is not retried: the next command
+opens a new connection).
 """
 
 from __future__ import annotations
@@ -163,11 +163,13 @@ class PipelinedRedis:
         command = pack(args)
         for attempt in (1, 2):
             protocol = await self._connected()
-            if protocol.lost:
+            try:
+                return await protocol.send(command)
+            except RedisConnectionError:
+                # Lost with the command in flight (a server restart or failover under a
+                # connection that looked open): once more on a new one, as the client retries.
                 if attempt == 2:
-                    raise RedisConnectionError("connection to redis lost")
-                continue
-            return await protocol.send(command)
+                    raise
         raise AssertionError("unreachable")
 
     async def _connected(self) -> _Protocol:
