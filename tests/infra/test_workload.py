@@ -275,10 +275,10 @@ def test_resources_follow_the_config(graph):
             "requests": {"cpu": "500m", "memory": "512Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         }
-    bigger = run_program("dev", {"cpuRequest": "1", "cpuLimit": "2", "memoryLimit": "2Gi"})
+    bigger = run_program("dev", {"cpuRequest": "1", "cpuLimit": "1", "memoryLimit": "2Gi"})
     assert pod(bigger, "agent-api")["containers"][0]["resources"] == {
         "requests": {"cpu": "1", "memory": "512Mi"},
-        "limits": {"cpu": "2", "memory": "2Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
     }
 
 

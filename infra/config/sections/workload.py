@@ -74,8 +74,16 @@ class WorkloadConfig(Section, title="Workload"):
     cpu_limit: Text = key(
         "cpuLimit",
         default="1",
-        check=quantity("a Kubernetes CPU quantity >= cpuRequest", "0"),
-        help="CPU limit per pod.",
+        check=rule(
+            lambda v: 0 < (checks.quantity(v) or 0) <= 1,
+            "a Kubernetes CPU quantity >= cpuRequest and at most 1 (one service process per pod "
+            "uses one CPU; scale with replicas)",
+            "0",
+            "2",
+            "1500m",
+        ),
+        help="CPU limit per pod, at most 1: a pod runs one service process, which uses one CPU "
+        "at most; the unit of scale is the pod (apiMaxReplicas).",
     )
     memory_limit: Text = key(
         "memoryLimit",
