@@ -1,6 +1,6 @@
 """Nodes, pods and the node autoscaler.
 
-Node capacity: the instance type's vCPUs and memory (infra/data/aws-prices.json) less what EKS
+Node capacity: the instance type's vCPUs and memory (infra/data/prices.json) less what EKS
 reserves on an AL2023 node (nodeadm: kube-reserved CPU 6% of the first core, 1% of the second,
 0.5% of the next two, 0.25% above; memory 11 MiB x max pods + 255 MiB; eviction threshold
 100 MiB), less the hypervisor's share of memory Karpenter assumes (7.5%), less the daemonsets

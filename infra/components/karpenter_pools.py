@@ -35,7 +35,7 @@ EXPIRE_AFTER = "720h"  # 30 days: no node older than a month of patches
 TERMINATION_GRACE_PERIOD = "1h"  # a drain stuck on a PDB is forced after this
 DISRUPTION_BUDGET = "1"  # nodes at a time, for every reason (consolidation, drift, expiry)
 # Current-generation general purpose and compute optimised, 2-8 vCPUs: one price table entry
-# each (infra/data/aws-prices.json). Sizes beyond 2xlarge would pack more than a PDB-sized
+# each (infra/data/prices.json). Sizes beyond 2xlarge would pack more than a PDB-sized
 # slice of the service onto one node.
 API_INSTANCE_TYPES = (
     "c6i.large", "c6i.xlarge", "c6i.2xlarge", "c7i.large", "c7i.xlarge", "c7i.2xlarge",
