@@ -19,6 +19,7 @@ from infra.components.karpenter_pools import PoolLimits
 from infra.components.network import Network
 from infra.components.shared_network import SharedNetwork
 from infra.config import StackConfig
+from infra.naming import NAME_RULES, physical_name
 from infra.tags import default_tags
 
 
@@ -46,6 +47,9 @@ def node_autoscaling(
         "karpenter",
         KarpenterArgs(
             cluster_name=cluster.name,
+            queue_name=physical_name(
+                cfg.name_prefix, limit=NAME_RULES["aws:sqs/queue:Queue"].limit
+            ),
             region=cfg.region,
             account_id=account_id,
             partition=cfg.partition,

@@ -72,6 +72,7 @@ class KarpenterArgs:
     """Inputs of the Karpenter component."""
 
     cluster_name: str
+    queue_name: str  # the interruption queue (upstream names it after the cluster)
     region: str
     account_id: str
     partition: str
@@ -135,7 +136,7 @@ class Karpenter(pulumi.ComponentResource):
 
         self.queue = aws.sqs.Queue(
             f"{name}-interruptions",
-            name=args.cluster_name,
+            name=args.queue_name,
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
             sqs_managed_sse_enabled=True,
             opts=child,

@@ -97,10 +97,10 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
         check=one_of(*NODE_AUTOSCALERS),
         help="What adds and removes nodes. karpenter: Karpenter NodePools (api on-demand, "
         "workers spot or on-demand) launch right-sized nodes; the managed node group becomes the "
-        "system group (tainted CriticalAddonsOnly, sized by nodeMinSize..nodeMaxSize, desired "
-        "nodeDesiredSize). cluster-autoscaler: the managed node group runs everything and Cluster "
-        "Autoscaler scales it. Switching updates the node group in place (labels, taint, size), "
-        "never replaces it (README: How it scales).",
+        "system group (labelled agent-platform/pool=system, held at nodeDesiredSize). "
+        "cluster-autoscaler: the managed node group runs everything and Cluster Autoscaler "
+        "scales it. Switching updates the node group in place (labels, tags, size), never "
+        "replaces it (README: Nodes: Karpenter).",
     )
     node_pool_cpu_limit: Int = key(
         "nodePoolCpuLimit",
