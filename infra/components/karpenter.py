@@ -200,7 +200,7 @@ class Karpenter(pulumi.ComponentResource):
                 )
             )
         self.release = k8s.helm.v3.Release(
-            name,
+            f"{name}-controller",
             name="karpenter",
             chart=CHART,
             version=CHART_VERSION,

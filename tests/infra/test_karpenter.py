@@ -39,7 +39,7 @@ def controller_statements(graph: Graph) -> dict[str, dict]:
 
 
 def test_the_pinned_chart_runs_in_kube_system_with_the_cluster_and_its_queue(graph):
-    release = graph.one(RELEASE, "karpenter")
+    release = graph.one(RELEASE, "karpenter-controller")
     assert release.get("chart") == "oci://public.ecr.aws/karpenter/karpenter"
     assert release.get("version") == "1.14.1"
     assert release.get("namespace") == "kube-system"

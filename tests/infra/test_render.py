@@ -126,7 +126,8 @@ def test_the_prod_render_lists_the_cluster_its_add_ons_and_the_workload(tmp_path
     (secret,) = of_type(document, "kubernetes:core/v1:Secret")
     assert secret["inputs"]["stringData"] == "[secret]"
     assert document["outputs"]["kubeconfig"] == "[secret]"
-    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 19
+    # the workload's 19 objects, Karpenter's EC2NodeClass and its two NodePools
+    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 22
 
 
 def test_dev_render_has_one_nat_gateway(tmp_path):
