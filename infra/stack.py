@@ -45,6 +45,7 @@ from infra.config import (
 )
 from infra.config.shared_vpc import SharedVpc
 from infra.naming import NAME_RULES, physical_name
+from infra.nodes import node_autoscaling
 from infra.tags import default_tags
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -186,9 +187,7 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         pulumi.ResourceOptions(providers={"aws": provider}),
     )
-    # The data stores admit the workload security group, which the cluster's launch template
-    # attaches to every node (and so to every pod on the VPC CNI); nothing else, and never an
-    # address range.
+    # The data stores admit the workload group every node (and pod) carries; never a CIDR.
     clients = [network.workload_security_group_id]
     database = Database(
         "database",
@@ -259,6 +258,7 @@ def compose(cfg: StackConfig) -> Platform:
         image_version = label_value(checks.image_tag(prebuilt) or prebuilt.rsplit(":", 1)[-1])
 
     both = pulumi.ResourceOptions(providers={"aws": provider, "kubernetes": cluster.provider})
+    nodes = node_autoscaling(cfg, cluster, network, identity.account_id, both)
     addons = Addons(
         "addons",
         AddonsArgs(
@@ -268,7 +268,8 @@ def compose(cfg: StackConfig) -> Platform:
             vpc_id=network.vpc_id,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
-            cluster_ready=cluster.ready,
+            cluster_ready=nodes.ready,
+            cluster_autoscaler=nodes.cluster_autoscaler,
         ),
         both,
     )
@@ -298,7 +299,7 @@ def compose(cfg: StackConfig) -> Platform:
             api_keys=cfg.secrets.api_keys,
             model_api_key=cfg.secrets.model_api_key,
             target_group_arn=load_balancer.target_group_arn,
-            cluster_ready=cluster.ready,
+            cluster_ready=nodes.ready,
             load_balancer_controller=addons.load_balancer_controller,
         ),
         both,
@@ -322,7 +323,7 @@ def compose(cfg: StackConfig) -> Platform:
             ),
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
-            cluster_ready=cluster.ready,
+            cluster_ready=nodes.ready,
             alarm_targets=AlarmTargets(
                 load_balancer=load_balancer.arn_suffix,
                 target_group=load_balancer.target_group_arn_suffix,
@@ -395,7 +396,6 @@ def outputs(platform: Platform) -> dict[str, Any]:
 def build(cfg: StackConfig | None = None, today: date | None = None) -> dict[str, Any]:
     """The whole program: validated config first, then resources; returns the outputs.
 
-    `today` (default: the current UTC date) is the day the EKS support calendar is checked
-    against; tests pin it.
+    `today` (default: the UTC date) is the day the EKS support calendar is checked against.
     """
     return outputs(compose(cfg or load_config(today)))

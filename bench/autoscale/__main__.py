@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         "--bench-results", type=Path, help="default: the newest bench/results/*.json"
     )
     parser.add_argument("--pod-start", type=float, default=Options.pod_start_s, help="seconds")
-    parser.add_argument("--node-start", type=float, default=Options.node_start_s, help="seconds")
+    parser.add_argument(
+        "--node-start",
+        type=float,
+        default=Options.node_start_s,
+        help="seconds to a Ready node (default: Karpenter 60, Cluster Autoscaler 120)",
+    )
     parser.add_argument("--rows", type=int, default=24, help="timeline rows printed (0: none)")
     parser.add_argument("--out", type=Path, help="the PNG")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ from bench.autoscale.scaling import ExternalMetric
 from bench.autoscale.sim import Options, run
 from infra import prices
 from infra.offline.render import write
-from tests.infra.pulumi_harness import ROOT, graph_of
+from tests.infra.pulumi_harness import ROOT, graph_of, run_program
 
 RESULTS = ROOT / "bench" / "results" / "2026-11-26.json"
 KEDA = ROOT / "bench" / "autoscale" / "examples" / "keda"
@@ -34,6 +34,14 @@ KEDA = ROOT / "bench" / "autoscale" / "examples" / "keda"
 def render(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("render-prod")
     write(graph_of("prod"), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def render_ca(tmp_path_factory) -> Path:
+    """prod with `nodeAutoscaler: cluster-autoscaler` (one t3.large node group)."""
+    out = tmp_path_factory.mktemp("render-prod-ca")
+    write(run_program("prod", {"nodeAutoscaler": "cluster-autoscaler"}), out)
     return out
 
 
@@ -129,8 +137,8 @@ def test_cpu_only_scaling_refuses_chats_when_the_model_slows(render, figures):
     assert summary["refused_percent"] == pytest.approx(100 * 120_074 / 240_000, abs=0.2)
 
 
-def test_chats_in_flight_scale_the_api_before_it_refuses(render, figures):
-    result = run(rendered.load(render), spike(), figures)
+def test_chats_in_flight_scale_the_api_before_it_refuses(render_ca, figures):
+    result = run(rendered.load(render_ca, KEDA), spike(), figures)
     summary = result.summary()
     # 400 chats/s x 2.002 s = 800.8 chats in flight; 60 per pod: ceil(800.8 / 60) = 14 pods.
     # 14 API pods + 2 workers + system pods at 3 per t3.large: 6 nodes (2 before the spike).
@@ -271,3 +279,56 @@ def test_a_t3_large_offers_three_api_pods():
         prices.on_demand_hourly("t3.large", "eu-west-1")
     with pytest.raises(ValueError, match=r"no facts for instance type 'c7g.large'"):
         prices.instance_type("c7g.large")
+
+
+def test_karpenter_pools_and_placement_are_read_from_the_render(render, render_ca):
+    setup = rendered.load(render)
+    assert [p.name for p in setup.pools] == ["api", "workers"]
+    api, workers = setup.pools
+    assert (api.weight, workers.weight) == (10, 20)
+    assert (api.cpu_limit, api.memory_limit_mib, api.consolidate_after_s) == (128, 512 * 1024, 300)
+    assert len(api.types) == 12 and len(workers.types) == 15
+    assert api.prices["c6i.xlarge"] == 0.17
+    # API pods tolerate no taint: api only; workers tolerate the workers pool's taint.
+    assert setup.placement == {"api": ("api",), "worker": ("api", "workers")}
+    assert rendered.load(render_ca).pools == ()
+
+
+def test_karpenter_launches_the_cheapest_fitting_type_a_minute_after_the_pods_wait(
+    render, render_ca, figures
+):
+    result = run(rendered.load(render, KEDA), spike(), figures)
+    summary = result.summary()
+    # Before the spike: 3 system nodes (t3.large, never resized) and one Karpenter node for
+    # 3 API + 2 worker pods (2500m, 2560 MiB): c6i.large offers 1805m, so the cheapest that
+    # fits is c6i.xlarge ($0.17/h; 3785m, 6584.6 MiB for pods).
+    assert summary["nodes"] == (4, 7)
+    assert summary["api_replicas"] == (3, 14)
+    # Each second costs the nodes' hourly prices / 3600: after 61 recorded seconds (t 0..60),
+    # (3 x $0.0832 + $0.17) x 61 / 3600.
+    assert result.rows["cost_usd"][60] == pytest.approx((3 * 0.0832 + 0.17) * 61 / 3600, abs=1e-6)
+    # Nodes Ready in 60 s instead of Cluster Autoscaler's 120 s: refusals end 150 s into the
+    # spike instead of 300 s, and fewer chats are refused.
+    refusing = [t for t, r in zip(result.rows["t"], result.rows["refused_per_s"], strict=True) if r]
+    assert (refusing[0], refusing[-1]) == (120, 120 + 149)
+    with_ca = run(rendered.load(render_ca, KEDA), spike(), figures).summary()
+    assert summary["refused"] < 0.6 * with_ca["refused"]
+
+
+def test_karpenter_consolidates_the_nodes_a_burst_needed(render, figures):
+    profile = Profile.from_dict("burst-then-quiet", {
+        "duration_s": 1800,
+        "series": {
+            "chats_per_s": [[0, 200]],
+            "model_latency_s": [[0, 0.2]],
+            "tasks_per_s": [[0, 0.5], [60, 50], [180, 0.5]],
+            "task_latency_s": [[0, 2]],
+        },
+    })  # fmt: skip
+    result = run(rendered.load(render, KEDA), profile, figures)
+    nodes = result.rows["nodes"]
+    # 10 workers need two more nodes; once KEDA scales them back to 2 the extra nodes are
+    # empty or their pods fit elsewhere, and 5 minutes later Karpenter removes them, one at a
+    # time: back to the 3 system nodes and one c6i.xlarge.
+    assert max(nodes) == 6 and nodes[0] == 4 and nodes[-1] == 4
+    assert result.summary()["tasks_finished"] == result.summary()["tasks"]

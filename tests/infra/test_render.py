@@ -128,7 +128,9 @@ def test_the_prod_render_lists_the_cluster_its_add_ons_and_the_workload(tmp_path
     secrets = of_type(document, "kubernetes:core/v1:Secret")  # the workload's, KEDA's Redis
     assert [s["inputs"]["stringData"] for s in secrets] == ["[secret]", "[secret]"]
     assert document["outputs"]["kubeconfig"] == "[secret]"
-    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 24
+    # the workload's 19 objects, KEDA's 5 (two ScaledObjects, two TriggerAuthentications, their
+    # Secret), Karpenter's EC2NodeClass and its two NodePools
+    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 27
 
 
 def test_dev_render_has_one_nat_gateway(tmp_path):

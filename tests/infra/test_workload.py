@@ -63,7 +63,10 @@ def test_api_pods_get_the_target_health_readiness_gate(graph):
 
 def test_every_namespaced_object_lives_in_the_service_namespace(graph):
     for resource in graph.resources:
-        namespaced = resource.type != "kubernetes:core/v1:Namespace"
+        # Namespaces and Karpenter's node class and pools are cluster-scoped.
+        namespaced = resource.type != "kubernetes:core/v1:Namespace" and "karpenter" not in (
+            resource.type
+        )
         if resource.type.startswith("kubernetes:") and "metadata" in resource.inputs and namespaced:
             assert resource.get("metadata.namespace") == NAMESPACE, resource.name
 
