@@ -248,7 +248,7 @@ def report(args: argparse.Namespace, rows: list[dict], figs: dict) -> str:
         "one pod, one process, can serve at 100% CPU)",
         f"  service CPU dollars per million chats  ${figs['service_cpu_usd_per_million_chats']:.4f}"
         f"  ({figs['node_type']} at ${figs['node_usd_per_hour']}/h for {figs['node_vcpus']} vCPUs, "
-        "infra/ops/prices.json)",
+        "infra/data/prices.json)",
         f"  cores                   {figs['cores']:>8}",
     ]
     return "\n".join(lines)

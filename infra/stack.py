@@ -46,6 +46,7 @@ from infra.config import (
 from infra.config.shared_vpc import SharedVpc
 from infra.naming import NAME_RULES, physical_name
 from infra.nodes import node_autoscaling
+from infra.outputs import outputs
 from infra.tags import default_tags
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -348,49 +349,6 @@ def label_value(text: str) -> str:
     """`text` as a Kubernetes label value (63 characters of [A-Za-z0-9_.-], alphanumeric ends)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned) or "unknown"
-
-
-def outputs(platform: Platform) -> dict[str, Any]:
-    """Stack outputs (camelCase, as `pulumi stack output` shows them)."""
-    p = platform
-    return {
-        "availabilityZones": p.availability_zones,
-        "vpcId": p.network.vpc_id,
-        "publicSubnetIds": p.network.public_subnet_ids,
-        "privateSubnetIds": p.network.private_subnet_ids,
-        "databaseSubnetIds": p.network.database_subnet_ids,
-        "workloadSecurityGroupId": p.network.workload_security_group_id,
-        "albDnsName": p.load_balancer.dns_name,
-        "albUrl": p.load_balancer.url,
-        "targetGroupArn": p.load_balancer.target_group_arn,
-        "dbEndpoint": p.database.endpoint,
-        "dbAddress": p.database.address,
-        "dbPort": p.database.port,
-        "dbName": p.database.db_name,
-        "dbSecretArn": p.database.secret_arn,
-        "redisPrimaryEndpoint": p.cache.primary_endpoint,
-        "redisPort": p.cache.port,
-        "redisAuthToken": p.cache.auth_token,
-        "region": p.config.region,
-        "clusterName": p.cluster.name,
-        "kubernetesVersion": p.config.cluster.kubernetes_version,
-        "kubeconfig": p.cluster.kubeconfig,
-        "oidcProviderArn": p.cluster.oidc_provider_arn,
-        "nodeSecurityGroupId": p.cluster.node_security_group_id,
-        "ecrRepositoryUrl": p.registry.repository_url,
-        "image": p.image,
-        "namespace": p.workload.namespace,
-        "serviceUrl": p.load_balancer.url,
-        "apiKeys": p.workload.api_keys,
-        "dbInstanceIdentifier": p.database.identifier,
-        "cacheReplicationGroupId": p.cache.replication_group_id,
-        "alertTopicArn": p.monitoring.topic_arn,
-        "prometheusWorkspaceArn": p.monitoring.workspace_arn,
-        "prometheusEndpoint": p.monitoring.workspace_endpoint,
-        "dashboardName": p.monitoring.dashboard_name,
-        "accessLogBucket": p.sinks.access_log_bucket,
-        "containerLogGroup": p.sinks.container_log_group.name,
-    }
 
 
 def build(cfg: StackConfig | None = None, today: date | None = None) -> dict[str, Any]:

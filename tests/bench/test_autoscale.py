@@ -169,14 +169,16 @@ def burst() -> Profile:
     })  # fmt: skip
 
 
-def test_a_task_burst_drains_at_the_workers_pace(render, figures):
-    cpu_only = run(rendered.load(render, cpu_only=True), burst(), figures).summary()
+def test_a_task_burst_drains_at_the_workers_pace(render_ca, figures):
+    # Cluster Autoscaler's node start (120 s) in the arithmetic below; Karpenter's is tested
+    # with the other node model's tests.
+    cpu_only = run(rendered.load(render_ca, cpu_only=True), burst(), figures).summary()
     # CPU-only: 2 workers x 8 slots / 2 s = 8 tasks/s. During the burst 50 - 8 = 42/s pile up
     # (~5,024 waiting after 120 s), then drain at 8 - 0.5 = 7.5/s: ~670 s more, ~790 s in all.
     assert cpu_only["worker_replicas"] == (2, 2)
     assert cpu_only["peak_tasks_waiting"] == pytest.approx(5_024, rel=0.01)
     assert cpu_only["longest_backlog_s"] == pytest.approx(790, abs=10)
-    with_keda = run(rendered.load(render), burst(), figures).summary()
+    with_keda = run(rendered.load(render_ca), burst(), figures).summary()
     # lag + pending reaches the maximum of 10 workers (40 tasks/s once they run)
     assert with_keda["worker_replicas"] == (2, 10)
     # Drained within 5 minutes of the burst's start (282 s). At best 40 tasks/s from the start:
