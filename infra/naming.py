@@ -58,6 +58,7 @@ NAME_RULES: dict[str, NameRule] = {
     "aws:cloudwatch/logGroup:LogGroup": NameRule("name", 512),
     "aws:eks/cluster:Cluster": NameRule("name", 100),
     "eks:index:Cluster": NameRule("name", 100),
+    "aws:sqs/queue:Queue": NameRule("name", 80, re.compile(r"^[A-Za-z0-9_-]+$")),
     "aws:ecr/repository:Repository": NameRule(
         "name", 256, re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
     ),

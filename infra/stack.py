@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import autoscaling
 from infra.components.addons import Addons, AddonsArgs
 from infra.components.cache import Cache, CacheArgs
 from infra.components.cluster import Cluster, ClusterArgs
@@ -44,6 +45,8 @@ from infra.config import (
 )
 from infra.config.shared_vpc import SharedVpc
 from infra.naming import NAME_RULES, physical_name
+from infra.nodes import node_autoscaling
+from infra.outputs import outputs
 from infra.tags import default_tags
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -185,9 +188,7 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         pulumi.ResourceOptions(providers={"aws": provider}),
     )
-    # The data stores admit the workload security group, which the cluster's launch template
-    # attaches to every node (and so to every pod on the VPC CNI); nothing else, and never an
-    # address range.
+    # The data stores admit the workload group every node (and pod) carries; never a CIDR.
     clients = [network.workload_security_group_id]
     database = Database(
         "database",
@@ -258,6 +259,7 @@ def compose(cfg: StackConfig) -> Platform:
         image_version = label_value(checks.image_tag(prebuilt) or prebuilt.rsplit(":", 1)[-1])
 
     both = pulumi.ResourceOptions(providers={"aws": provider, "kubernetes": cluster.provider})
+    nodes = node_autoscaling(cfg, cluster, network, identity.account_id, both)
     addons = Addons(
         "addons",
         AddonsArgs(
@@ -267,7 +269,8 @@ def compose(cfg: StackConfig) -> Platform:
             vpc_id=network.vpc_id,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
-            cluster_ready=cluster.ready,
+            cluster_ready=nodes.ready,
+            cluster_autoscaler=nodes.cluster_autoscaler,
         ),
         both,
     )
@@ -297,7 +300,7 @@ def compose(cfg: StackConfig) -> Platform:
             api_keys=cfg.secrets.api_keys,
             model_api_key=cfg.secrets.model_api_key,
             target_group_arn=load_balancer.target_group_arn,
-            cluster_ready=cluster.ready,
+            cluster_ready=nodes.ready,
             load_balancer_controller=addons.load_balancer_controller,
         ),
         both,
@@ -321,7 +324,7 @@ def compose(cfg: StackConfig) -> Platform:
             ),
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
-            cluster_ready=cluster.ready,
+            cluster_ready=nodes.ready,
             alarm_targets=AlarmTargets(
                 load_balancer=load_balancer.arn_suffix,
                 target_group=load_balancer.target_group_arn_suffix,
@@ -335,6 +338,7 @@ def compose(cfg: StackConfig) -> Platform:
         ),
         both,
     )
+    autoscaling.wire(cfg, cluster, cache, workload, monitoring, both)
     return Platform(
         cfg, provider, zones, network, cluster, database, cache, load_balancer, registry,
         addons, workload, image, sinks, monitoring,
@@ -347,53 +351,9 @@ def label_value(text: str) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned) or "unknown"
 
 
-def outputs(platform: Platform) -> dict[str, Any]:
-    """Stack outputs (camelCase, as `pulumi stack output` shows them)."""
-    p = platform
-    return {
-        "availabilityZones": p.availability_zones,
-        "vpcId": p.network.vpc_id,
-        "publicSubnetIds": p.network.public_subnet_ids,
-        "privateSubnetIds": p.network.private_subnet_ids,
-        "databaseSubnetIds": p.network.database_subnet_ids,
-        "workloadSecurityGroupId": p.network.workload_security_group_id,
-        "albDnsName": p.load_balancer.dns_name,
-        "albUrl": p.load_balancer.url,
-        "targetGroupArn": p.load_balancer.target_group_arn,
-        "dbEndpoint": p.database.endpoint,
-        "dbAddress": p.database.address,
-        "dbPort": p.database.port,
-        "dbName": p.database.db_name,
-        "dbSecretArn": p.database.secret_arn,
-        "redisPrimaryEndpoint": p.cache.primary_endpoint,
-        "redisPort": p.cache.port,
-        "redisAuthToken": p.cache.auth_token,
-        "region": p.config.region,
-        "clusterName": p.cluster.name,
-        "kubernetesVersion": p.config.cluster.kubernetes_version,
-        "kubeconfig": p.cluster.kubeconfig,
-        "oidcProviderArn": p.cluster.oidc_provider_arn,
-        "nodeSecurityGroupId": p.cluster.node_security_group_id,
-        "ecrRepositoryUrl": p.registry.repository_url,
-        "image": p.image,
-        "namespace": p.workload.namespace,
-        "serviceUrl": p.load_balancer.url,
-        "apiKeys": p.workload.api_keys,
-        "dbInstanceIdentifier": p.database.identifier,
-        "cacheReplicationGroupId": p.cache.replication_group_id,
-        "alertTopicArn": p.monitoring.topic_arn,
-        "prometheusWorkspaceArn": p.monitoring.workspace_arn,
-        "prometheusEndpoint": p.monitoring.workspace_endpoint,
-        "dashboardName": p.monitoring.dashboard_name,
-        "accessLogBucket": p.sinks.access_log_bucket,
-        "containerLogGroup": p.sinks.container_log_group.name,
-    }
-
-
 def build(cfg: StackConfig | None = None, today: date | None = None) -> dict[str, Any]:
     """The whole program: validated config first, then resources; returns the outputs.
 
-    `today` (default: the current UTC date) is the day the EKS support calendar is checked
-    against; tests pin it.
+    `today` (default: the UTC date) is the day the EKS support calendar is checked against.
     """
     return outputs(compose(cfg or load_config(today)))

@@ -162,9 +162,15 @@ stop_pg() {
 # --- Redis -----------------------------------------------------------------------------------
 redis_port_of_ours() {
   local port
-  [ -s "$REDIS_DIR/port" ] || return 1
-  port=$(cat "$REDIS_DIR/port")
-  [ "$(redis_dir_on "$port")" = "$REDIS_DIR" ] && echo "$port"
+  if [ -s "$REDIS_DIR/port" ]; then
+    port=$(cat "$REDIS_DIR/port")
+    [ "$(redis_dir_on "$port")" = "$REDIS_DIR" ] && { echo "$port"; return; }
+  fi
+  # A server of this checkout started before the port was recorded (by hand, or an older
+  # version of this script) still says it keeps its data here: adopt it.
+  [ "$(redis_dir_on "$WANT_REDIS_PORT")" = "$REDIS_DIR" ] || return 1
+  echo "$WANT_REDIS_PORT" >"$REDIS_DIR/port"
+  echo "$WANT_REDIS_PORT"
 }
 
 start_redis() {

@@ -5,7 +5,8 @@ through a stack's rendered scaling configuration and print and plot what happens
                     rendering the stack now (~10 s)
     --overlay DIR   HPAs or ScaledObjects that replace the rendered ones for their Deployment,
                     e.g. bench/autoscale/examples/keda
-    --out FILE      the PNG (default out/autoscale/<stack>-<profile>[-overlay].png)
+    --cpu-only      keep only the CPU and memory triggers (the HPAs before KEDA), to compare
+    --out FILE      the PNG (default out/autoscale/<stack>-<profile>[-overlay][-cpu-only].png)
 """
 
 from __future__ import annotations
@@ -37,10 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         "--overlay", type=Path, help="manifests that replace the rendered autoscalers"
     )
     parser.add_argument(
+        "--cpu-only", action="store_true", help="scale on the CPU and memory triggers only"
+    )
+    parser.add_argument(
         "--bench-results", type=Path, help="default: the newest bench/results/*.json"
     )
     parser.add_argument("--pod-start", type=float, default=Options.pod_start_s, help="seconds")
-    parser.add_argument("--node-start", type=float, default=Options.node_start_s, help="seconds")
+    parser.add_argument(
+        "--node-start",
+        type=float,
+        default=Options.node_start_s,
+        help="seconds to a Ready node (default: Karpenter 60, Cluster Autoscaler 120)",
+    )
     parser.add_argument("--rows", type=int, default=24, help="timeline rows printed (0: none)")
     parser.add_argument("--out", type=Path, help="the PNG")
     args = parser.parse_args(argv)
@@ -48,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         profile = profiles.load(args.profile)
         figures = PodFigures.from_results(args.bench_results or newest_results())
         if args.render:
-            setup = rendered.load(args.render, args.overlay)
+            setup = rendered.load(args.render, args.overlay, args.cpu_only)
         else:
-            setup = rendered.render_stack(args.stack, ROOT, args.overlay)
+            setup = rendered.render_stack(args.stack, ROOT, args.overlay, args.cpu_only)
     except (ValueError, FileNotFoundError, ConfigError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         setup, profile, figures, Options(pod_start_s=args.pod_start, node_start_s=args.node_start)
     )
     print(report.text(result, rows=args.rows))
-    suffix = "-overlay" if args.overlay else ""
+    suffix = ("-overlay" if args.overlay else "") + ("-cpu-only" if args.cpu_only else "")
     out = args.out or ROOT / "out" / "autoscale" / f"{args.stack}-{profile.name}{suffix}.png"
     print(f"plot: {report.plot(result, out)}")
     return 0

@@ -1,6 +1,6 @@
 """Nodes, pods and the node autoscaler.
 
-Node capacity: the instance type's vCPUs and memory (infra/data/aws-prices.json) less what EKS
+Node capacity: the instance type's vCPUs and memory (infra/data/prices.json) less what EKS
 reserves on an AL2023 node (nodeadm: kube-reserved CPU 6% of the first core, 1% of the second,
 0.5% of the next two, 0.25% above; memory 11 MiB x max pods + 255 MiB; eviction threshold
 100 MiB), less the hypervisor's share of memory Karpenter assumes (7.5%), less the daemonsets
@@ -58,6 +58,9 @@ class Node:
     pods: list[Pod] = field(default_factory=list)
     unneeded_since: float | None = None
     id: int = field(default_factory=lambda: next(_ids))
+    pool: str = "general"  # the managed node group, or a Karpenter NodePool (or "system")
+    instance: str = ""
+    price_per_hour: float = 0.0
 
     def free(self) -> tuple[int, float]:
         return (
@@ -114,7 +117,20 @@ class Cluster:
         cpu_m, memory = allocatable(self.group.instance)
         for _ in range(n):
             ready = now + self.node_start_s if ready_at is None else ready_at
-            self.nodes.append(Node(now, ready, cpu_m, memory))
+            self.nodes.append(
+                Node(now, ready, cpu_m, memory, pool=self.group_pool,
+                     instance=self.group.instance.name, price_per_hour=self.group.price_per_hour)
+            )  # fmt: skip
+
+    group_pool = "general"  # what the managed node group's nodes are (Karpenter: "system")
+
+    def admits(self, node: Node, pod: Pod) -> bool:
+        """Whether `pod` may run on `node` (one node group: every pod on every node)."""
+        return True
+
+    def cost_per_hour(self) -> float:
+        """What the nodes that exist cost, per hour (on demand)."""
+        return sum(n.price_per_hour for n in self.nodes)
 
     def pods_of(self, tier: str) -> list[Pod]:
         return [p for p in self.pods if p.tier == tier]
@@ -147,7 +163,7 @@ class Cluster:
         ready_nodes = [n for n in self.nodes if n.ready_at <= now]
         for pod in self.pods:
             if pod.node is None:
-                node = next((n for n in ready_nodes if n.fits(pod)), None)
+                node = next((n for n in ready_nodes if n.fits(pod) and self.admits(n, pod)), None)
                 if node is not None:
                     pod.node, pod.ready_at = node, now + self.pod_start_s
                     node.pods.append(pod)

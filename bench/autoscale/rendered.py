@@ -1,16 +1,21 @@
 """The scaling configuration of a stack, read from its offline render (`python -m infra render`):
 `manifests/` for the Deployments, their HPAs or ScaledObjects and the service's ConfigMap, and
-`resources.json` for the managed node group (instance type, sizes) and the region.
+`resources.json` for the managed node group (instance type, sizes) and the region. With
+Karpenter's NodePools in the render, the node group is the system group and the NodePools (their
+allowed instance types, weights, limits and consolidation delay) launch the service's nodes;
+which pools each Deployment may use follows from its nodeSelector and tolerations.
 
 A ScaledObject replaces the HPA of the same Deployment (KEDA adopts it), whether both are in the
-render or the ScaledObject comes from an overlay folder.
+render (a stack adopting its Pulumi HPAs has both) or the ScaledObject comes from an overlay
+folder. `cpu_only` keeps only the CPU and memory metrics of each autoscaler: the HPAs before KEDA,
+to compare with.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from infra import prices
 
 from . import keda, scaling
 from .cluster import NodeGroup
+from .karpenter import NodePool
 from .scaling import Autoscaler
 
 TIERS = {"api": "agent-api", "worker": "agent-worker"}  # tier -> Deployment
@@ -49,6 +55,8 @@ class Setup:
     max_concurrent_sessions: int
     model_max_connections: int
     worker_concurrency: int
+    pools: tuple[NodePool, ...] = ()  # Karpenter's NodePools; empty: Cluster Autoscaler
+    placement: dict[str, tuple[str, ...]] | None = None  # tier -> NodePools its pods may use
 
 
 def _setting(config: dict[str, str], name: str) -> int:
@@ -67,20 +75,20 @@ def read_manifests(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def load(render: Path, overlay: Path | None = None) -> Setup:
-    """The setup of the render in `render` (with `overlay`'s ScaledObjects/HPAs on top)."""
+def load(render: Path, overlay: Path | None = None, cpu_only: bool = False) -> Setup:
+    """The setup of the render in `render` (with `overlay`'s ScaledObjects/HPAs on top; with
+    `cpu_only`, their CPU and memory metrics only)."""
     manifests = read_manifests(render / "manifests")
     document = json.loads((render / "resources.json").read_text())
     scalers = _autoscalers(manifests)
     if overlay is not None:
         scalers.update(_autoscalers(read_manifests(overlay)))
+    if cpu_only:
+        scalers = {target: resources_only(a) for target, a in scalers.items()}
     by_kind = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
     config = by_kind[("ConfigMap", "workload-config")]["data"]
-    if any(m["kind"] == "NodePool" for m in manifests):
-        raise scaling.NotModelled(
-            "Karpenter NodePools: nodes are simulated as Cluster Autoscaler's"
-        )
     group = _node_group(document, config["AWS_REGION"])
+    pools = [m for m in manifests if m["kind"] == "NodePool"]
     tiers = {}
     for tier, name in TIERS.items():
         if name not in scalers:
@@ -95,6 +103,55 @@ def load(render: Path, overlay: Path | None = None) -> Setup:
         max_concurrent_sessions=_setting(config, "max_concurrent_sessions"),
         model_max_connections=_setting(config, "model_max_connections"),
         worker_concurrency=_setting(config, "worker_concurrency"),
+        pools=tuple(_node_pool(p, config["AWS_REGION"]) for p in pools),
+        placement={
+            tier: _placement(by_kind[("Deployment", name)], pools) for tier, name in TIERS.items()
+        }
+        if pools
+        else None,
+    )
+
+
+def _node_pool(manifest: dict[str, Any], region: str) -> NodePool:
+    spec = manifest["spec"]
+    requirements = {r["key"]: r for r in spec["template"]["spec"]["requirements"]}
+    names = requirements["node.kubernetes.io/instance-type"]["values"]
+    return NodePool(
+        name=manifest["metadata"]["name"],
+        types=tuple(prices.instance_type(n) for n in names),
+        prices={n: prices.on_demand_hourly(n, region) for n in names},
+        weight=int(spec.get("weight", 0)),
+        cpu_limit=scaling.quantity(spec["limits"]["cpu"]),
+        memory_limit_mib=scaling.quantity(spec["limits"]["memory"]) / 1024**2,
+        consolidate_after_s=_seconds(spec["disruption"]["consolidateAfter"]),
+    )
+
+
+def _seconds(duration: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    if duration[-1] not in units:
+        raise scaling.NotModelled(f"consolidateAfter {duration!r}")
+    return float(duration[:-1]) * units[duration[-1]]
+
+
+def _placement(deployment: dict[str, Any], pools: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The NodePools whose labels the pods select and whose taints they all tolerate."""
+    pod = deployment["spec"]["template"]["spec"]
+    selector = pod.get("nodeSelector") or {}
+    tolerations = pod.get("tolerations") or []
+
+    def tolerated(taint: dict[str, str]) -> bool:
+        return any(
+            (t.get("operator") == "Exists" and t.get("key") in (None, taint["key"]))
+            or (t.get("key") == taint["key"] and t.get("value") == taint.get("value"))
+            for t in tolerations
+        )
+
+    return tuple(
+        p["metadata"]["name"]
+        for p in pools
+        if selector.items() <= p["spec"]["template"]["metadata"].get("labels", {}).items()
+        and all(tolerated(t) for t in p["spec"]["template"]["spec"].get("taints", []))
     )
 
 
@@ -107,6 +164,19 @@ def _autoscalers(manifests: list[dict[str, Any]]) -> dict[str, Autoscaler]:
                 autoscaler = convert(manifest)
                 found[autoscaler.target] = autoscaler  # a ScaledObject wins: it comes second
     return found
+
+
+def resources_only(autoscaler: Autoscaler) -> Autoscaler:
+    """`autoscaler` scaling on CPU and memory only (no External metric, no scale to zero)."""
+    metrics = tuple(m for m in autoscaler.metrics if isinstance(m, scaling.ResourceMetric))
+    if not metrics:
+        raise scaling.NotModelled(f"{autoscaler.source}: no cpu or memory metric for --cpu-only")
+    return replace(
+        autoscaler,
+        source=f"{autoscaler.source} (cpu/memory only)",
+        metrics=metrics,
+        scale_to_zero=False,
+    )
 
 
 def _tier(deployment: dict[str, Any], autoscaler: Autoscaler) -> Tier:
@@ -141,10 +211,12 @@ def _node_group(document: dict[str, Any], region: str) -> NodeGroup:
     )
 
 
-def render_stack(stack: str, root: Path, overlay: Path | None = None) -> Setup:
+def render_stack(
+    stack: str, root: Path, overlay: Path | None = None, cpu_only: bool = False
+) -> Setup:
     """Render `stack` offline (as `python -m infra render` does) and read its setup."""
     from infra.offline.render import render
 
     with tempfile.TemporaryDirectory(prefix=f"autoscale-{stack}-") as out:
         render(stack, Path(out), root)
-        return load(Path(out), overlay)
+        return load(Path(out), overlay, cpu_only)

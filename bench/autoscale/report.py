@@ -32,7 +32,7 @@ def clock(seconds: float) -> str:
 
 def text(result: Result, rows: int = 24) -> str:
     """The run as text: configuration, about `rows` timeline rows, and the figures."""
-    setup, group = result.setup, result.setup.group
+    setup = result.setup
     cap = min(setup.max_concurrent_sessions, setup.model_max_connections)
     lines = [
         f"stack {setup.stack} ({setup.region}), profile {result.profile.name}: "
@@ -42,9 +42,7 @@ def text(result: Result, rows: int = 24) -> str:
         f"API pod: {setup.api.cpu_request_m}m / {setup.api.memory_request_mib:.0f}Mi requested, "
         f"{setup.api.cpu_limit:g} core, {cap} chats in flight at most; "
         f"worker: WORKER_CONCURRENCY {setup.worker_concurrency}",
-        f"nodes: {group.instance.name} x {group.min_size}..{group.max_size} "
-        f"(${group.price_per_hour}/h on demand), pod start {result.options.pod_start_s:g} s, "
-        f"node start {result.options.node_start_s:g} s",
+        _nodes(result),
         *setup.api.autoscaler.describe(),
         *setup.worker.autoscaler.describe(),
     ]
@@ -70,10 +68,53 @@ def text(result: Result, rows: int = 24) -> str:
         f"tasks {summary['tasks']:,}, finished {summary['tasks_finished']:,}, waiting at most "
         f"{summary['peak_tasks_waiting']:,}, longest backlog {clock(summary['longest_backlog_s'])},"
         f" waiting at the end {summary['tasks_waiting_at_end']:,}",
-        f"cost: {summary['node_hours']} node-hours x ${group.price_per_hour}/h "
-        f"({group.instance.name} on demand) = ${summary['cost_usd']}",
+        _cost(result, summary),
     ]
     return "\n".join(lines)
+
+
+def _nodes(result: Result) -> str:
+    setup, group, options = result.setup, result.setup.group, result.options
+    timing = f"pod start {options.pod_start_s:g} s, node start {_node_start(result):g} s"
+    if not setup.pools:
+        return (
+            f"nodes (Cluster Autoscaler): {group.instance.name} x {group.min_size}.."
+            f"{group.max_size} (${group.price_per_hour}/h on demand), {timing}"
+        )
+    pools = "; ".join(
+        f"{p.name} (weight {p.weight}, {', '.join(t.name for t in p.types)}; limit "
+        f"{p.cpu_limit:g} vCPU, consolidate after {p.consolidate_after_s:g} s)"
+        for p in setup.pools
+    )
+    placement = ", ".join(
+        f"{tier} on {'/'.join(on)}" for tier, on in (setup.placement or {}).items()
+    )
+    return (
+        f"nodes (Karpenter): system group {group.instance.name} x {group.desired_size} "
+        f"(${group.price_per_hour}/h); NodePools {pools}; {placement}; {timing}"
+    )
+
+
+def _node_start(result: Result) -> float:
+    from .karpenter import NODE_START_S
+    from .sim import CA_NODE_START_S
+
+    if result.options.node_start_s is not None:
+        return result.options.node_start_s
+    return NODE_START_S if result.setup.pools else CA_NODE_START_S
+
+
+def _cost(result: Result, summary: dict) -> str:
+    group = result.setup.group
+    if not result.setup.pools:
+        return (
+            f"cost: {summary['node_hours']} node-hours x ${group.price_per_hour}/h "
+            f"({group.instance.name} on demand) = ${summary['cost_usd']}"
+        )
+    return (
+        f"cost: {summary['node_hours']} node-hours (system group and Karpenter's nodes, each at "
+        f"its type's on-demand price; Spot not discounted) = ${summary['cost_usd']}"
+    )
 
 
 def plot(result: Result, path: Path) -> Path:

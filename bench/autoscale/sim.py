@@ -1,6 +1,7 @@
 """The simulation loop: each second the load of the profile meets the pods that are ready; every
 15 s each HPA syncs (metrics-server's CPU averaged over the last 15 s, External metrics read at
-the sync, as KEDA's metrics server answers the HPA); every 10 s Cluster Autoscaler runs.
+the sync, as KEDA's metrics server answers the HPA); every 10 s the node autoscaler runs:
+Karpenter (bench/autoscale/karpenter.py) when the render has NodePools, else Cluster Autoscaler.
 
 The run starts from a warm-up (`warmup_s`, not recorded) at the profile's first load, so the
 replicas and nodes at t = 0 are what that load settles to.
@@ -15,6 +16,7 @@ from typing import Any
 from .cluster import Cluster
 from .figures import PodFigures
 from .hpa import SYNC_PERIOD_S, Controller, PodUsage, external_replicas, resource_replicas
+from .karpenter import NODE_START_S, KarpenterCluster
 from .profiles import Load, Profile
 from .rendered import Setup, Tier
 from .scaling import ExternalMetric, ResourceMetric
@@ -29,12 +31,17 @@ COLUMNS = (
 )  # fmt: skip
 
 
+CA_NODE_START_S = 120.0
+
+
 @dataclass(frozen=True)
 class Options:
     """Timings the render does not say; defaults are typical EKS figures, not measurements."""
 
     pod_start_s: float = 20.0  # scheduled to Ready: image pull on a warm node, startup probe
-    node_start_s: float = 120.0  # Cluster Autoscaler's decision to a Ready node (EC2 + join)
+    # Decision to a Ready node: Cluster Autoscaler (through the node group's ASG, EC2, join)
+    # 120 s; Karpenter (EC2 Fleet directly) 60 s; None: the autoscaler's own figure.
+    node_start_s: float | None = None
     warmup_s: float = 900.0
     dt: float = 1.0
     metrics_window_s: float = 15.0  # metrics-server resolution
@@ -94,7 +101,7 @@ def run(
 ) -> Result:
     """Replay `profile` through `setup`'s scaling configuration."""
     dt = options.dt
-    cluster = Cluster(setup.group, options.pod_start_s, options.node_start_s)
+    cluster = _cluster(setup, options)
     start = -options.warmup_s
     cluster.add_nodes(start, setup.group.desired_size, ready_at=start)
     cluster.place_system_pods()
@@ -104,6 +111,8 @@ def run(
     ]
     for s in scaled:
         _scale(cluster, s, s.spec.autoscaler.min_replicas, start)
+    if isinstance(cluster, KarpenterCluster):
+        cluster.provision(start, ready_at=start)  # the minimum replicas' nodes exist already
     cluster.schedule(start)
     for pod in cluster.pods:
         pod.ready_at = start if pod.node is not None else None  # running before the run
@@ -140,9 +149,19 @@ def run(
                 }
                 _sync(cluster, s, now, usage, observed, options)
         if now >= 0:
-            cost += len(cluster.nodes) * dt / 3600 * setup.group.price_per_hour
+            cost += cluster.cost_per_hour() * dt / 3600
             _record(result.rows, now, load, cluster, ready, api, queue, setup, cost)
     return result
+
+
+def _cluster(setup: Setup, options: Options) -> Cluster:
+    """Karpenter's model when the render has NodePools, else Cluster Autoscaler's."""
+    if setup.pools:
+        start = options.node_start_s if options.node_start_s is not None else NODE_START_S
+        return KarpenterCluster(setup.group, options.pod_start_s, start, pools=setup.pools,
+                                placement=setup.placement or {})  # fmt: skip
+    start = options.node_start_s if options.node_start_s is not None else CA_NODE_START_S
+    return Cluster(setup.group, options.pod_start_s, start)
 
 
 def _signals(api: ApiState, ready: int, chats_per_s: float, queue: Queue) -> dict[str, float]:

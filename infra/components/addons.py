@@ -3,8 +3,9 @@
 - AWS Load Balancer Controller: registers the API pods' IPs in the ALB's target group through
   a TargetGroupBinding (the ALB itself is Pulumi's). Its Service mutator webhook is off, so it
   does not take over `type: LoadBalancer` Services.
-- Cluster Autoscaler: adds nodes when pods are Pending and removes idle ones, finding the node
-  group by its auto-discovery tags; its image minor matches the cluster's Kubernetes minor.
+- Cluster Autoscaler (only with `nodeAutoscaler: cluster-autoscaler`; Karpenter has its own
+  component): adds nodes when pods are Pending and removes idle ones, finding the node group by
+  its auto-discovery tags; its image minor matches the cluster's Kubernetes minor.
 
 Chart versions are pinned. Each controller's IAM role trusts exactly its own service account
 (IRSA) and carries a least-privilege policy kept as JSON in infra/components/policies/.
@@ -73,17 +74,17 @@ class AddonsArgs:
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
     cluster_ready: Sequence[pulumi.Resource]  # the controllers' pods need nodes and DNS
+    cluster_autoscaler: bool = True  # False when Karpenter scales the nodes
 
 
 class Addons(pulumi.ComponentResource):
     """The load balancer controller and the cluster autoscaler, as Helm releases."""
 
     load_balancer_controller: k8s.helm.v3.Release
-    cluster_autoscaler: k8s.helm.v3.Release
+    cluster_autoscaler: k8s.helm.v3.Release | None
 
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agent-platform:infra:Addons", name, None, opts)
-        image_tag = CLUSTER_AUTOSCALER_IMAGES[args.kubernetes_version]
 
         self.load_balancer_controller = self._release(
             f"{name}-lbc",
@@ -100,7 +101,21 @@ class Addons(pulumi.ComponentResource):
                 "podDisruptionBudget": {"maxUnavailable": 1},
             },
         )
-        self.cluster_autoscaler = self._release(
+        self.cluster_autoscaler = None
+        if args.cluster_autoscaler:
+            self.cluster_autoscaler = self._cluster_autoscaler(name, args)
+        self.register_outputs(
+            {
+                "loadBalancerControllerChart": LOAD_BALANCER_CONTROLLER.version,
+                "clusterAutoscalerChart": CLUSTER_AUTOSCALER.version
+                if args.cluster_autoscaler
+                else None,
+            }
+        )
+
+    def _cluster_autoscaler(self, name: str, args: AddonsArgs) -> k8s.helm.v3.Release:
+        image_tag = CLUSTER_AUTOSCALER_IMAGES[args.kubernetes_version]
+        return self._release(
             f"{name}-cluster-autoscaler",
             CLUSTER_AUTOSCALER,
             args,
@@ -122,12 +137,6 @@ class Addons(pulumi.ComponentResource):
                     "expander": "least-waste",
                 },
             },
-        )
-        self.register_outputs(
-            {
-                "loadBalancerControllerChart": LOAD_BALANCER_CONTROLLER.version,
-                "clusterAutoscalerChart": CLUSTER_AUTOSCALER.version,
-            }
         )
 
     def _release(

@@ -10,8 +10,12 @@
   requires IMDSv2 with a hop limit of 1 (pods cannot borrow the node role; they use IRSA),
   encrypts the root volume and attaches two security groups: the one EKS creates for the
   cluster (control plane <-> nodes) and the workload group the database, cache and ALB trust.
-  Pods on the VPC CNI share their node's security groups. The desired size is left to the
-  cluster autoscaler after creation.
+  Pods on the VPC CNI share their node's security groups. With Cluster Autoscaler
+  (`nodeAutoscaler: cluster-autoscaler`) the group runs everything and the autoscaler owns its
+  desired size after creation. With Karpenter it is the system group: labelled
+  `agent-platform/pool: system` (the service's pods select `general`, which only Karpenter's
+  NodePools offer), held at its desired size by Pulumi, running Karpenter itself, CoreDNS and
+  the other controllers. Switching only updates labels, tags and sizes in place.
   The node group runs the cluster's Kubernetes version at the AL2023 release pinned for it,
   so changing `kubernetesVersion` rolls the nodes too (pulumi-eks passes no version when a
   launch template is given, and EKS would leave the nodes on their first version and AMI).
@@ -52,6 +56,7 @@ CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 # their versions). With skip_default_node_group and no coredns options pulumi-eks creates no
 # CoreDNS add-on, so it is created here, after the nodes.
 MANAGED_ADDONS = ("coredns", "metrics-server")
+SYSTEM_POOL = "system"  # the node group's pool label when Karpenter launches the service's nodes
 
 
 def autoscaler_tags(cluster_name: str) -> dict[str, str]:
@@ -230,6 +235,9 @@ class Cluster(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        # Karpenter: the system group (no Cluster Autoscaler, so Pulumi holds its size).
+        karpenter = args.settings.karpenter
+        labels = {NODE_POOL_LABEL: SYSTEM_POOL} if karpenter else dict(args.node_labels)
         node_group = eks.ManagedNodeGroup(
             f"{name}-general",
             cluster=cluster,
@@ -249,18 +257,20 @@ class Cluster(pulumi.ComponentResource):
                 max_size=args.settings.node_max_size,
             ),
             # The cluster autoscaler owns the desired size once the group exists.
-            ignore_scaling_changes=True,
+            ignore_scaling_changes=not karpenter,
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=launch_template.id,
                 version=launch_template.latest_version.apply(str),
             ),
-            labels=dict(args.node_labels),
-            tags={
+            labels=labels,
+            tags={}
+            if karpenter
+            else {
                 **autoscaler_tags(args.name),
                 # Lets the autoscaler scale a group up from zero for pods selecting the label.
                 **{
                     f"k8s.io/cluster-autoscaler/node-template/label/{key}": value
-                    for key, value in args.node_labels.items()
+                    for key, value in labels.items()
                 },
             },
             opts=pulumi.ResourceOptions.merge(

@@ -44,6 +44,11 @@ class KubernetesRelease:
     coredns: str
     metrics_server: str
 
+    @property
+    def ami_alias(self) -> str:
+        """Karpenter's EC2NodeClass alias for the same AL2023 build: al2023@v<YYYYMMDD>."""
+        return "al2023@v" + self.node_release.rsplit("-", 1)[1]
+
     def addon_versions(self) -> dict[str, str]:
         """EKS add-on name -> pinned version."""
         return {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +107,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: list[RecordedResource] = []
         self._engine_urns: dict[str, str] = {}  # mock URN -> engine URN
+        self.thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def _give_thread_a_loop(self) -> None:
+        """The SDK calls the monitor from its thread pool, and its mocks create an event loop
+        for each such thread and never close it; the loops' self-pipe sockets then leak, and
+        their ResourceWarning fails whichever later test the garbage collector interrupts.
+        Loops created here are closed by `run()` when the program ends."""
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # a pool thread without a loop yet
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self.thread_loops.append(loop)
+
+    def Invoke(self, request):  # gRPC method name
+        self._give_thread_a_loop()
+        return super().Invoke(request)
 
     def SupportsFeature(self, request):  # gRPC method name
         supported = request.id not in _REFERENCE_FEATURES
@@ -122,7 +138,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         ]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
+    def ReadResource(self, request):  # gRPC method name
+        self._give_thread_a_loop()
+        return super().ReadResource(request)
+
     def RegisterResource(self, request):  # gRPC method name
+        self._give_thread_a_loop()
         response = super().RegisterResource(request)
         stack, project = (
             response.urn.split("::")[0].removeprefix("urn:pulumi:"),
@@ -156,6 +177,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         for kind in ("create", "update", "delete")
                         if getattr(request.customTimeouts, kind)
                     },
+                    retain_on_delete=bool(request.retainOnDelete),
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response
@@ -181,18 +204,14 @@ class Recorder:
         return list(self.monitor.mocks.invokes) if self.monitor else []
 
 
-def _ensure_event_loop() -> None:
-    """Give this thread an open event loop: the SDK's mocks take the current one with
-    `asyncio.get_event_loop()`, and a previous asyncio user (asyncio.run, pytest-asyncio) may
-    have closed it or left none."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            usable = not asyncio.get_event_loop().is_closed()
-        except RuntimeError:
-            usable = False
-    if not usable:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+def _fresh_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop, current for this thread while the program runs: the SDK's mocks take
+    the current one with `asyncio.get_event_loop()`. A run closes its own loop afterwards; a
+    loop left open (or created implicitly) would leak its self-pipe sockets, and their
+    ResourceWarning surfaces later in whatever code the garbage collector interrupts."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
 
 
 def run(
@@ -212,12 +231,32 @@ def run(
     Returns the recorded graph and the program's outputs; exceptions from the program (such as
     `ConfigError`) propagate unchanged.
     """
-    _ensure_event_loop()
+    recorder = recorder if recorder is not None else Recorder()
+    loop = _fresh_event_loop()
+    try:
+        return _run(program, project, stack, config, secret_keys, zones, network, recorder, logger)
+    finally:
+        for thread_loop in recorder.monitor.thread_loops if recorder.monitor else ():
+            thread_loop.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def _run(
+    program: Callable[[], Mapping[str, Any] | None],
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: Iterable[str],
+    zones: Sequence[str] | Mapping[str, str] | None,
+    network: NetworkLookup | None,
+    recorder: Recorder,
+    logger: logging.Logger | None,
+) -> Graph:
     region = config.get("aws:region") or "us-east-1"
     mocks = PlatformMocks(region=region, zones=zones, network=network or EXAMPLE_NETWORK)
     monitor = RecordingMonitor(mocks)
-    if recorder is not None:
-        recorder.monitor = monitor
+    recorder.monitor = monitor
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     pulumi.runtime.set_mocks(
         mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger

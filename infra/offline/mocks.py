@@ -163,6 +163,13 @@ class PlatformMocks(pulumi_mocks.Mocks):
             )
             path = {"Role": "role", "Policy": "policy"}.get(kind, kind.lower())
             return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:{path}/{iam_name}", "name": iam_name}
+        if typ == "aws:sqs/queue:Queue":
+            queue = plain.get("name", name)
+            return {
+                "arn": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{queue}",
+                "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{queue}",
+                "name": queue,
+            }
         if typ == "aws:kms/key:Key":
             key_id = str(uuid.UUID(hex=_digest(name, length=32)))
             return {"arn": self._arn(typ, f"key/{key_id}"), "keyId": key_id}

@@ -75,6 +75,8 @@ class RecordedResource:
     engine_urn: str = ""  # the URN the real engine gives it (full parent type chain)
     aliases: tuple[str, ...] = ()  # engine URNs it answered to before (`aliases=`)
     custom_timeouts: Mapping[str, str] = field(default_factory=dict)  # create/update/delete
+    retain_on_delete: bool = False  # `retain_on_delete=`: Pulumi forgets it, the object stays
+    ignore_changes: tuple[str, ...] = ()  # `ignore_changes=`: inputs Pulumi never updates
 
     @property
     def inputs(self) -> dict[str, Any]:

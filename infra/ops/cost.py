@@ -1,58 +1,28 @@
 """`python -m infra cost --stack S`: what a stack costs a month, before `pulumi up`.
 
 Runs the program offline (as `render` does), prices every resource it registers with the list
-prices pinned in prices.json, and prints a line per priced resource and the total, at the node
-group's minimum, desired and maximum size. Every resource type of the render is classified here:
-priced (PRICED), billed by use (USAGE: named, not priced) or without a charge of its own (FREE);
-an unclassified type, or a priced one without a rate, is an error rather than a silent zero.
+prices pinned in infra/data/prices.json (the loader is infra/prices.py, which the autoscaling
+simulator uses too), and prints a line per priced resource and the total, at the node group's
+minimum, desired and maximum size; a Karpenter NodePool at no node, the nodes its Deployments'
+minimum replicas need, and its cpu limit filled (see `_node_pool`). Every resource type of the
+render is classified here: priced (PRICED), billed by use (USAGE: named, not priced) or without
+a charge of its own (FREE); an unclassified type, or a priced one without a rate, is an error
+rather than a silent zero.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra import prices as price_list
 from infra.offline.mocking import Graph, RecordedResource
+from infra.prices import CostError, Prices, load_prices
 
-PRICES = Path(__file__).with_name("prices.json")
-
-
-class CostError(LookupError):
-    """A resource the price list cannot price."""
-
-
-@dataclass(frozen=True)
-class Prices:
-    """The pinned price list."""
-
-    as_of: str
-    region: str
-    hours_per_month: int
-    rates: dict[str, dict[str, Any]]
-    left_out: list[str]
-
-    def monthly(self, rate: str, quantity: float = 1.0) -> float:
-        """`quantity` units of `rate` for one month."""
-        if rate not in self.rates:
-            raise CostError(f"no price for {rate} in {PRICES.name}; add it with its source")
-        entry = self.rates[rate]
-        per_month = {"hour": self.hours_per_month, "month": 1, "GB-month": 1}[entry["per"]]
-        return entry["usd"] * per_month * quantity
-
-    def is_estimate(self, rate: str) -> bool:
-        """Whether no source confirmed the rate."""
-        return bool(self.rates[rate]["estimate"])
-
-
-def load_prices(path: Path = PRICES) -> Prices:
-    """The price list of prices.json."""
-    data = json.loads(path.read_text())
-    return Prices(
-        data["as_of"], data["region"], data["hours_per_month"], data["rates"], data["left_out"]
-    )
+__all__ = ["PRICED", "CostError", "Prices", "estimate", "load_prices", "markdown_report"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +74,90 @@ def _nodes(r: RecordedResource, graph: Graph, p: Prices) -> Line:
         f"{'/'.join(map(str, counts))} x {instance} + {volume:g} GiB gp3{spot}",
         tuple(per_node * n for n in counts),  # type: ignore[arg-type]
         (f"ec2.{instance}", "ebs.gp3"),
+    )
+
+
+# What a node keeps from pods (kubelet reservations, daemonsets): about a tenth of its CPU.
+NODE_CPU_SHARE_FOR_PODS = 0.9
+
+
+def _tolerated(pod_spec: dict[str, Any], taint: dict[str, Any]) -> bool:
+    for t in pod_spec.get("tolerations") or []:
+        if t.get("operator") == "Exists" and t.get("key") in (None, taint["key"]):
+            return True
+        if t.get("key") == taint["key"] and t.get("value") == taint.get("value"):
+            return t.get("effect") in (None, taint["effect"])
+    return False
+
+
+def _min_replicas(graph: Graph, deployment: str) -> int:
+    """The autoscaler's minimum for `deployment` (HPA minReplicas or ScaledObject's)."""
+    for r in graph.resources:
+        spec = r.get("spec", {}) if r.type.startswith("kubernetes:") else {}
+        if not isinstance(spec, dict) or spec.get("scaleTargetRef", {}).get("name") != deployment:
+            continue
+        if r.type.endswith(":HorizontalPodAutoscaler"):
+            return int(spec.get("minReplicas", 1))
+        if r.type.endswith(":ScaledObject"):
+            return int(spec.get("minReplicaCount", 0))
+    return 1
+
+
+def _pool_of(graph: Graph, pod_spec: dict[str, Any]) -> str | None:
+    """The NodePool Karpenter launches for this pod: the heaviest whose taints it tolerates."""
+    fitting = [
+        (int(pool.get("spec").get("weight", 0)), pool.get("metadata")["name"])
+        for pool in graph.of_type(NODE_POOL)
+        if all(
+            _tolerated(pod_spec, t) for t in pool.get("spec")["template"]["spec"].get("taints", [])
+        )
+    ]
+    return max(fitting)[1] if fitting else None
+
+
+def _cpu_m(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+def _node_pool(r: RecordedResource, graph: Graph, p: Prices) -> Line:
+    """A Karpenter NodePool: no node at min; at desired the nodes of its cheapest allowed type
+    that the minimum replicas of the Deployments it serves request (CPU); at max its cpu limit
+    filled with the type of the highest price per vCPU. Spot is priced at the on-demand rate."""
+    spec, name = r.get("spec"), r.get("metadata")["name"]
+    requirements = spec["template"]["spec"]["requirements"]
+    types = next(
+        q["values"] for q in requirements if q["key"] == "node.kubernetes.io/instance-type"
+    )
+    capacity = next(q["values"] for q in requirements if q["key"] == "karpenter.sh/capacity-type")
+    hourly = {t: price_list.on_demand_hourly(t, p.region) for t in types}
+    vcpus = {t: price_list.instance_type(t).vcpu for t in types}
+    cheapest = min(types, key=lambda t: (hourly[t], t))
+    # Upper bound: the highest price per vCPU, in its smallest size (the most root volumes).
+    priciest = max(types, key=lambda t: (round(hourly[t] / vcpus[t], 6), -vcpus[t], t))
+    (node_class,) = graph.of_type(NODE_CLASS)
+    volume = sum(
+        int(m["ebs"]["volumeSize"].removesuffix("Gi"))
+        for m in node_class.get("spec")["blockDeviceMappings"]
+    )
+    requested_m = sum(
+        _min_replicas(graph, d.get("metadata")["name"])
+        * sum(_cpu_m(c["resources"]["requests"]["cpu"]) for c in pod["containers"])
+        for d in graph.of_type(DEPLOYMENT)
+        if _pool_of(graph, pod := d.get("spec")["template"]["spec"]) == name
+    )
+    desired = math.ceil(requested_m / (vcpus[cheapest] * 1000 * NODE_CPU_SHARE_FOR_PODS))
+    at_max = int(spec["limits"]["cpu"]) // vcpus[priciest]
+
+    def cost(instance: str, nodes: int) -> float:
+        return nodes * (p.monthly(f"ec2.{instance}") + p.monthly("ebs.gp3", volume))
+
+    spot = ", Spot at the on-demand rate" if "spot" in capacity else ""
+    return Line(
+        f"Karpenter NodePool ({name})",
+        f"0/{desired} x {cheapest}/{at_max} x {priciest} (cpu limit {spec['limits']['cpu']}) "
+        f"+ {volume:g} GiB gp3{spot}",
+        (0.0, cost(cheapest, desired), cost(priciest, at_max)),
+        (f"ec2.{cheapest}", f"ec2.{priciest}", "ebs.gp3"),
     )
 
 
@@ -166,6 +220,7 @@ PRICED: dict[str, Callable[[RecordedResource, Graph, Prices], Line]] = {
     "eks:index:Cluster": _single("eks.cluster", lambda r: f"EKS control plane ({r.get('name')})",
                                  "standard support"),
     "eks:index:ManagedNodeGroup": _nodes,
+    "kubernetes:karpenter.sh/v1:NodePool": _node_pool,
     "aws:ec2/natGateway:NatGateway": _single("vpc.nat-gateway", lambda r: f"NAT gateway ({r.name})",
                                              "hourly; data processing not included"),
     "aws:ec2/eip:Eip": _single("vpc.public-ipv4", lambda r: f"public IPv4 ({r.name})", "hourly"),
@@ -190,6 +245,7 @@ USAGE = {
     "aws:s3/bucket:Bucket": "storage and requests",
     "aws:ecr/repository:Repository": "image storage",
     "aws:sns/topic:Topic": "notifications",
+    "aws:sqs/queue:Queue": "requests (Karpenter's interruption notices)",
     "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": "vended log delivery",
 }
 # No charge of their own (configuration, identities, networking plumbing, Kubernetes objects and
@@ -197,6 +253,8 @@ USAGE = {
 FREE_PREFIXES = ("agent-platform:", "kubernetes:", "pulumi:providers:", "random:", "docker-build:")
 FREE = {
     "aws:amp/alertManagerDefinition:AlertManagerDefinition",
+    "aws:cloudwatch/eventRule:EventRule",  # AWS service events to EventBridge are free
+    "aws:cloudwatch/eventTarget:EventTarget",
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
     "aws:ec2/internetGateway:InternetGateway",
     "aws:ec2/launchTemplate:LaunchTemplate",
@@ -207,6 +265,7 @@ FREE = {
     "aws:ec2/subnet:Subnet",
     "aws:ec2/vpc:Vpc",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:eks/accessEntry:AccessEntry",
     "aws:eks/addon:Addon",
     "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:elasticache/subnetGroup:SubnetGroup",
@@ -214,6 +273,7 @@ FREE = {
     "aws:iam/role:Role",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/serviceLinkedRole:ServiceLinkedRole",
     "aws:kms/alias:Alias",
     "aws:lb/listener:Listener",
     "aws:lb/targetGroup:TargetGroup",
@@ -226,11 +286,15 @@ FREE = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:sns/topicPolicy:TopicPolicy",
     "aws:sns/topicSubscription:TopicSubscription",
+    "aws:sqs/queuePolicy:QueuePolicy",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "aws:wafv2/webAclAssociation:WebAclAssociation",
 }
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 _ORDER = {token: i for i, token in enumerate(PRICED)}  # the report's reading order
 
 
@@ -303,7 +367,9 @@ def text_report(e: Estimate, prices: Prices) -> str:
         out.append(f"{line.resource:<{width}}{figures}  {line.detail}{mark}")
     totals = "".join(f"{_money(v):>11}" for v in e.total)
     out += ["", f"{'total a month':<{width}}{totals}", ""]
-    out.append("* includes a rate no source confirmed (prices.json marks it an estimate)")
+    out.append(
+        "* includes a rate no source confirmed (infra/data/prices.json marks it an estimate)"
+    )
     out.append("Not included (billed by use):")
     out += [f"  - {item}" for item in prices.left_out]
     return "\n".join(out)

@@ -1,4 +1,5 @@
-"""Kubernetes workloads: probes, limits, non-root, an HPA and a PDB per Deployment, pinned images.
+"""Kubernetes workloads: probes, limits, non-root, an HPA (or a KEDA ScaledObject, which makes
+and owns one) and a PDB per Deployment, pinned images.
 
 Objects rendered by a Helm chart or a YAML bundle (third-party add-ons) are the chart's
 business and are not checked, except for image tags.
@@ -23,6 +24,8 @@ HPAS = (
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
     "kubernetes:autoscaling/v1:HorizontalPodAutoscaler",
 )
+# A KEDA ScaledObject (a CustomResource) creates and owns the HPA of its target.
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 # Workload type -> path of its pod template's spec.
 POD_SPEC_PATHS = {
@@ -135,19 +138,21 @@ def _non_root(args: StackValidationArgs, report: ReportViolation) -> None:
 
 def _scales(hpa: PolicyResource, deployment: PolicyResource) -> bool:
     ref = get(hpa.props, "spec", "scaleTargetRef", default={})
-    if get(ref, "kind") not in ("Deployment", UNKNOWN) or not _same_namespace(hpa, deployment):
+    # A ScaledObject's target kind defaults to Deployment; an HPA's is required.
+    kind = get(ref, "kind", default="Deployment" if hpa.resource_type == SCALED_OBJECT else None)
+    if kind not in ("Deployment", UNKNOWN) or not _same_namespace(hpa, deployment):
         return False
     name = _name(deployment)
     return _depends_on(hpa, deployment) or (name is not None and get(ref, "name") == name)
 
 
 def _has_hpa(args: StackValidationArgs, report: ReportViolation) -> None:
-    hpas = [r for r in args.resources if r.resource_type in HPAS]
+    scalers = [r for r in args.resources if r.resource_type in (*HPAS, SCALED_OBJECT)]
     for deployment in deployments(args.resources):
-        if not any(_scales(hpa, deployment) for hpa in hpas):
+        if not any(_scales(scaler, deployment) for scaler in scalers):
             report(
-                f"Deployment {deployment.name!r} has no HorizontalPodAutoscaler "
-                "(spec.scaleTargetRef kind Deployment, its name, its namespace).",
+                f"Deployment {deployment.name!r} has no HorizontalPodAutoscaler or KEDA "
+                "ScaledObject (spec.scaleTargetRef kind Deployment, its name, its namespace).",
                 deployment.urn,
             )
 
@@ -225,7 +230,7 @@ DEPLOYMENT_NON_ROOT = StackValidationPolicy(
 )
 DEPLOYMENT_HPA = StackValidationPolicy(
     name="deployment-has-hpa",
-    description="Every Deployment is scaled by a HorizontalPodAutoscaler.",
+    description="Every Deployment is scaled by a HorizontalPodAutoscaler or a KEDA ScaledObject.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_has_hpa,
 )

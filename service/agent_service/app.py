@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from . import __version__
 from .api import errors, probes, sessions, stats, tasks
+from .api.fastpath import ChatFastPath
 from .api.middleware import RequestMiddleware
 from .config import ConfigError, Settings, load_settings
 from .core.active import ActiveSessions
@@ -76,9 +77,11 @@ async def services(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(engine)
     redis = None
     if settings.redis_url:
-        redis = RedisGate(
-            create_redis(settings.redis_url, settings.redis_timeout, settings.redis_max_connections)
+        client = create_redis(
+            settings.redis_url, settings.redis_timeout, settings.redis_max_connections
         )
+        # The chat path's commands on one pipelined connection (core/redis_pipe.py).
+        redis = RedisGate(client, pipelined=True)
     model = state.model or create_backend(settings)
     metrics: Metrics = state.metrics
     active = ActiveSessions(
@@ -183,6 +186,8 @@ def create_app(
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]
+    # Added first, so it runs inside the request middleware (api/fastpath.py).
+    app.add_middleware(ChatFastPath, fastapi=app)
     app.add_middleware(
         RequestMiddleware,
         metrics=app.state.metrics,

@@ -31,7 +31,7 @@ def _config_map(graph: Graph) -> dict[str, str]:
 
 
 def _secret(graph: Graph) -> dict[str, str]:
-    return graph.one("kubernetes:core/v1:Secret").get("stringData")
+    return graph.one("kubernetes:core/v1:Secret", "workload-secrets").get("stringData")
 
 
 def _container(graph: Graph, token: str, name: str) -> Mapping:

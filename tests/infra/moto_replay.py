@@ -37,6 +37,7 @@ NOT_REPLAYED = {
     "aws:amp/scraper:Scraper": "moto has no API for AMP's managed scrapers",
     "aws:amp/alertManagerDefinition:AlertManagerDefinition": "moto has no AMP alert manager API",
     "aws:elasticache/parameterGroup:ParameterGroup": "moto has no cache parameter group API",
+    "aws:eks/accessEntry:AccessEntry": "moto has no EKS access entry API",
 }
 # pulumi-eks components: replayed as the EKS cluster (with the security group EKS creates for
 # it) and the managed node group they stand for.
@@ -71,7 +72,6 @@ ORDER = [
     "aws:rds/subnetGroup:SubnetGroup",
     "aws:rds/parameterGroup:ParameterGroup",
     "aws:rds/instance:Instance",
-    "aws:iam/rolePolicy:RolePolicy",  # after the RDS-managed secret it may name
     "aws:elasticache/subnetGroup:SubnetGroup",
     "aws:elasticache/replicationGroup:ReplicationGroup",
     "aws:lb/loadBalancer:LoadBalancer",
@@ -80,6 +80,8 @@ ORDER = [
     "aws:wafv2/webAcl:WebAcl",
     "aws:wafv2/webAclAssociation:WebAclAssociation",
     *moto_replay_ops.ORDER,
+    # Last: after the RDS-managed secret and the Prometheus workspace they may name.
+    "aws:iam/rolePolicy:RolePolicy",
 ]
 
 
@@ -128,6 +130,8 @@ class Replay(OpsReplay):
         self.sns = client("sns")
         self.cloudwatch = client("cloudwatch")
         self.amp = client("amp")
+        self.sqs = client("sqs")
+        self.events = client("events")
         self.refs: dict[str, str] = {}
         self.created: list[tuple[str, str]] = []
         # Rules on or to the security group EKS creates wait for the cluster's replay.

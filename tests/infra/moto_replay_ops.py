@@ -1,5 +1,6 @@
 """The replay of the operations resources (Sinks, Monitoring) into moto: log buckets, the alert
-topic, alarms and dashboard, the Prometheus workspace and rule namespaces, WAF logging.
+topic, alarms and dashboard, the Prometheus workspace and rule namespaces, WAF logging; and
+Karpenter's interruption queue with its policy and EventBridge rules.
 
 A mixin of `tests.infra.moto_replay.Replay`; moto has no API for AMP's managed scraper or alert
 manager definition (see NOT_REPLAYED there). Mock identifiers inside documents (bucket, topic,
@@ -29,6 +30,10 @@ ORDER = [
     "aws:cloudwatch/metricAlarm:MetricAlarm",
     "aws:cloudwatch/dashboard:Dashboard",
     "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+    "aws:sqs/queue:Queue",
+    "aws:sqs/queuePolicy:QueuePolicy",
+    "aws:cloudwatch/eventRule:EventRule",
+    "aws:cloudwatch/eventTarget:EventTarget",
 ]
 
 
@@ -56,6 +61,8 @@ class OpsReplay:
     cloudwatch: Any
     amp: Any
     wafv2: Any
+    sqs: Any
+    events: Any
 
     def swap(self, text: str) -> str:
         """`text` with every mock value the replay knows replaced by moto's."""
@@ -241,3 +248,36 @@ class OpsReplay:
             }
         )
         self.remember(r, self.ref(r.get("resourceArn")))
+
+    # SQS and EventBridge (Karpenter's interruption queue) --------------------------------------
+    def _sqs_Queue(self, r):
+        attributes = {
+            "MessageRetentionPeriod": str(r.get("messageRetentionSeconds")),
+            "SqsManagedSseEnabled": "true" if r.get("sqsManagedSseEnabled") else "false",
+        }
+        url = self.sqs.create_queue(QueueName=r.get("name"), Attributes=attributes)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.remember(r, url, arn=arn, url=url)
+
+    def _sqs_QueuePolicy(self, r):
+        url = self.ref(r.get("queueUrl"))
+        self.sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": self.swap(r.get("policy"))}
+        )
+        self.remember(r, url)
+
+    def _cloudwatch_EventRule(self, r):
+        name = f"{r.name}-1a2b3c4"  # Pulumi's auto-name
+        json.loads(r.get("eventPattern"))  # EventBridge refuses a pattern that is not JSON
+        arn = self.events.put_rule(Name=name, EventPattern=r.get("eventPattern"))["RuleArn"]
+        self.remember(r, arn, arn=arn, name=name)
+
+    def _cloudwatch_EventTarget(self, r):
+        rule = self.ref(r.get("rule"))
+        target = {"Id": r.get("targetId"), "Arn": self.ref(r.get("arn"))}
+        failed = self.events.put_targets(Rule=rule, Targets=[target])["FailedEntryCount"]
+        if failed:
+            raise _rule_broken(f"EventBridge refused target {target} of {rule}")
+        self.remember(r, f"{rule}/{target['Id']}")

@@ -9,6 +9,7 @@ import pytest
 from infra.components.addons import CLUSTER_AUTOSCALER_IMAGES, POLICIES
 from infra.config import checks
 from infra.offline.mocking import Graph, RecordedResource
+from tests.infra.pulumi_harness import STACKS, graph_of, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ROLE = "aws:iam/role:Role"
@@ -19,6 +20,29 @@ PINNED = {
     "aws-load-balancer-controller": ("3.5.0", "https://aws.github.io/eks-charts"),
     "cluster-autoscaler": ("9.59.0", "https://kubernetes.github.io/autoscaler"),
 }
+
+
+_CLUSTER_AUTOSCALER_GRAPHS: dict[str, Graph] = {}
+
+
+@pytest.fixture(params=STACKS)
+def graph(request) -> Graph:
+    """Each stack with `nodeAutoscaler: cluster-autoscaler`: both controllers are deployed."""
+    stack = request.param
+    if stack not in _CLUSTER_AUTOSCALER_GRAPHS:
+        _CLUSTER_AUTOSCALER_GRAPHS[stack] = run_program(
+            stack, {"nodeAutoscaler": "cluster-autoscaler"}
+        )
+    return _CLUSTER_AUTOSCALER_GRAPHS[stack]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_with_karpenter_there_is_no_cluster_autoscaler(stack):
+    committed = graph_of(stack)  # nodeAutoscaler defaults to karpenter in every environment
+    charts = {r.get("chart") for r in committed.of_type(RELEASE)}
+    assert "cluster-autoscaler" not in charts
+    assert "oci://public.ecr.aws/karpenter/karpenter" in charts
+    assert not [r for r in committed.resources if "cluster-autoscaler" in r.name]
 
 
 def release(graph: Graph, chart: str) -> RecordedResource:

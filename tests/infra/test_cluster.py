@@ -161,11 +161,17 @@ def test_node_group_settings_come_from_config():
     assert nodes.get("scalingConfig")["maxSize"] == 7
 
 
-def test_nodes_run_amazon_linux_2023_and_the_autoscaler_owns_the_desired_size(graph):
+def test_nodes_run_amazon_linux_2023_and_pulumi_holds_the_system_groups_size(graph):
     nodes = graph.one(NODES)
     assert nodes.get("amiType") == "AL2023_x86_64_STANDARD"
     assert nodes.get("operatingSystem") == "AL2023"
-    assert nodes.get("ignoreScalingChanges") is True
+    # Karpenter (the default) never resizes the group: Pulumi keeps it at the desired size.
+    assert nodes.get("ignoreScalingChanges") is False
+
+
+def test_with_cluster_autoscaler_the_autoscaler_owns_the_desired_size():
+    graph = run_program("prod", {"nodeAutoscaler": "cluster-autoscaler"})
+    assert graph.one(NODES).get("ignoreScalingChanges") is True
 
 
 def test_arm_instance_types_are_rejected_because_the_image_is_amd64():
@@ -207,7 +213,14 @@ def test_nodes_carry_the_eks_cluster_group_and_the_workload_group(graph):
     assert eks_group != workload  # distinct ids: the assertions below can tell them apart
 
 
-def test_nodes_are_labelled_for_placement_and_tagged_for_autoscaler_discovery(graph):
+def test_with_karpenter_the_group_is_the_system_group_without_autoscaler_tags(graph):
+    nodes = graph.one(NODES)
+    assert nodes.get("labels") == {"agent-platform/pool": "system"}
+    assert nodes.get("tags") == {}
+
+
+def test_with_cluster_autoscaler_nodes_are_labelled_general_and_tagged_for_discovery():
+    graph = run_program("prod", {"nodeAutoscaler": "cluster-autoscaler"})
     nodes = graph.one(NODES)
     name = graph.outputs["clusterName"]
     assert nodes.get("labels") == {"agent-platform/pool": "general"}

@@ -324,3 +324,12 @@ def test_stack_files_only_set_known_keys():
         own = {k.split(":", 1)[1] for k in config if k.startswith("agent-platform:")}
         assert own <= known
         assert not any(re.match(r"^(?!agent-platform:|aws:|pulumi:)", k) for k in config)
+
+
+def test_a_pod_gets_at_most_one_cpu():
+    # One service process per pod uses one CPU: a bigger limit buys nothing; add replicas.
+    message = config_error("prod", {"cpuLimit": "2"})
+    assert message.startswith("agent-platform:cpuLimit: '2' is not valid; allowed: "), message
+    assert "at most 1" in message
+    assert "\n" not in message
+    assert config_error("prod", {"cpuLimit": "1500m"}).startswith("agent-platform:cpuLimit: ")

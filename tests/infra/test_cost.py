@@ -50,9 +50,31 @@ def test_a_new_resource_type_is_an_error_not_a_free_lunch(dev):
 
 
 def test_an_instance_type_without_a_price_names_the_missing_rate():
-    graph = run_program("dev", {"nodeInstanceTypes": ["m7i.large"]})
-    with pytest.raises(CostError, match=r"no price for ec2\.m7i\.large in prices\.json"):
+    graph = run_program("dev", {"nodeInstanceTypes": ["m6a.large"]})
+    with pytest.raises(CostError, match=r"no price for ec2\.m6a\.large in prices\.json"):
         estimate(graph, PRICES)
+
+
+def test_karpenter_pools_cost_nothing_at_min_the_minimum_pods_nodes_and_their_limit_at_max():
+    # api: 3 API pods x 500m = 1500m fit one c6i.large (2 vCPUs, 90% for pods; $0.085/h, the
+    # cheapest allowed type) + 50 GiB gp3: 0.085 x 730 + 4 = $66.05. At max the 128 vCPU limit
+    # at the highest price per vCPU ($0.0504, m7i) in its smallest size: 64 x m7i.large
+    # ($0.1008/h): 64 x (73.584 + 4) = $4,965.38.
+    api = line("prod", "Karpenter NodePool (api)")
+    assert [round(v, 2) for v in api.monthly] == [0.0, 66.05, 4965.38]
+    assert api.detail == "0/1 x c6i.large/64 x m7i.large (cpu limit 128) + 50 GiB gp3"
+    workers = line("prod", "Karpenter NodePool (workers)")
+    assert workers.detail.endswith("Spot at the on-demand rate")
+    # dev's limit is 16 vCPUs: 8 x m7i.large at max.
+    assert round(line("dev", "Karpenter NodePool (api)").monthly[2], 2) == round(8 * 77.584, 2)
+
+
+def test_one_price_list_serves_the_cost_command_and_the_simulator():
+    from infra import prices
+
+    assert prices.DATA.name == "prices.json"
+    assert not (ROOT / "infra" / "ops" / "prices.json").exists()
+    assert prices.on_demand_hourly("t3.large", "us-east-1") * 730 == PRICES.monthly("ec2.t3.large")
 
 
 def test_node_costs_follow_min_desired_and_max():

@@ -138,3 +138,19 @@ def test_a_resource_moved_under_a_new_component_answers_to_its_old_urn():
         "urn:pulumi:dev::agent-platform::agent-platform:infra:Workload"
         "$kubernetes:batch/v1:Job::workload-migrate"
     ) in job.aliases
+
+
+def test_a_run_leaves_no_event_loop_open_behind():
+    # The SDK's mocks give each of its pool threads an event loop and never close it; an open
+    # loop leaks its self-pipe sockets, and their ResourceWarning then fails whichever later
+    # test the garbage collector happens to interrupt (seen in CI in the service tests).
+    import asyncio
+    import gc
+
+    from tests.infra.pulumi_harness import run_program
+
+    run_program("dev")
+    gc.collect()
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    assert loops, "the run's loops are still referenced by the SDK's threads"
+    assert [loop for loop in loops if not loop.is_closed()] == []

@@ -38,11 +38,26 @@ EXPECTED = {
     "agent_networkpolicy_metrics-ingress.yaml",
     "agent_networkpolicy_app-egress.yaml",
     "agent_networkpolicy_migrate-egress.yaml",
+    "agent_scaledobject_agent-api.yaml",
+    "agent_scaledobject_agent-worker.yaml",
+    "agent_triggerauthentication_redis.yaml",
+    "agent_triggerauthentication_aws.yaml",
+    "agent_secret_keda-redis.yaml",
+    "cluster_ec2nodeclass_default.yaml",
+    "cluster_nodepool_api.yaml",
+    "cluster_nodepool_workers.yaml",
 }
 # Manifests kubernetes-validate has no schema for, and the vendored CRDs (infra/components/crds/)
 # that validate them instead.
 CUSTOM_RESOURCES = {
     "agent_targetgroupbinding_agent-api.yaml": "aws-load-balancer-controller-3.5.0",
+    "agent_scaledobject_agent-api.yaml": "keda-2.20.2",
+    "agent_scaledobject_agent-worker.yaml": "keda-2.20.2",
+    "agent_triggerauthentication_redis.yaml": "keda-2.20.2",
+    "agent_triggerauthentication_aws.yaml": "keda-2.20.2",
+    "cluster_ec2nodeclass_default.yaml": "karpenter-1.14.1",
+    "cluster_nodepool_api.yaml": "karpenter-1.14.1",
+    "cluster_nodepool_workers.yaml": "karpenter-1.14.1",
 }
 
 
@@ -92,6 +107,36 @@ def test_a_custom_resource_is_checked_against_its_crd(manifests):
     binding["spec"]["targetType"] = "pod"
     with pytest.raises(AssertionError, match="'pod' is not one of \\['instance', 'ip'\\]"):
         validate_strictly(binding, "1.36")
+
+
+def test_the_scaledobjects_run_the_crds_cel_rules(manifests):
+    stack, directory = manifests
+    worker = load(directory)["agent_scaledobject_agent-worker.yaml"]
+    assert worker["metadata"]["annotations"] == {
+        "scaledobject.keda.sh/transfer-hpa-ownership": "true"
+    }
+    assert worker["spec"]["minReplicaCount"] == {"dev": 1, "prod": 2}[stack]
+    worker["spec"]["minReplicaCount"] = 11  # above maxReplicaCount (prod 10, dev 2)
+    with pytest.raises(AssertionError, match="minReplicaCount must be less than or equal"):
+        validate_strictly(worker, "1.36")
+    api = load(directory)["agent_scaledobject_agent-api.yaml"]
+    api["spec"]["triggers"][2]["authenticationRef"]["kind"] = "SecretTriggerAuthentication"
+    with pytest.raises(AssertionError, match="SecretTriggerAuthentication"):
+        validate_strictly(api, "1.36")
+
+
+def test_karpenter_resources_are_checked_by_the_crds_cel_rules(manifests):
+    _, directory = manifests
+    node_class = load(directory)["cluster_ec2nodeclass_default.yaml"]
+    node_class["spec"]["amiSelectorTerms"] = [{"alias": "al2023@latest", "id": "ami-0123456789"}]
+    with pytest.raises(AssertionError, match="'alias' is mutually exclusive"):
+        validate_strictly(node_class, "1.36")
+    pool = load(directory)["cluster_nodepool_api.yaml"]
+    pool["spec"]["template"]["spec"]["requirements"].append(
+        {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["x"]}
+    )
+    with pytest.raises(AssertionError, match=r'label "karpenter\.sh/nodepool" is restricted'):
+        validate_strictly(pool, "1.36")
 
 
 def test_a_custom_resource_without_a_vendored_crd_fails():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import urllib.request
 
 import boto3
@@ -70,6 +71,7 @@ def test_aws_accepts_every_cidr_az_identifier_and_reference(replay, moto_endpoin
         "aws:amp/scraper:Scraper",
         "aws:amp/alertManagerDefinition:AlertManagerDefinition",
         "aws:elasticache/parameterGroup:ParameterGroup",
+        "aws:eks/accessEntry:AccessEntry",
     }
 
     vpc_id = replay.ref(graph.outputs["vpcId"])
@@ -135,3 +137,19 @@ def test_a_db_subnet_group_in_one_az_is_rejected(replay):
     one_subnet = graph.outputs["databaseSubnetIds"][:1]
     with pytest.raises(ReplayRuleError, match="DB subnet group needs subnets in 2\\+ AZs"):
         replay.run(with_inputs(graph, "database-subnets", subnetIds=one_subnet))
+
+
+def test_aws_accepts_the_interruption_queue_its_policy_and_every_rule(replay):
+    graph = graph_of("dev")
+    replay.run(graph)
+    url = replay.ref(graph.one("aws:sqs/queue:Queue").outputs["url"])
+    attributes = replay.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attributes["MessageRetentionPeriod"], attributes["SqsManagedSseEnabled"]) == (
+        "300", "true")  # fmt: skip
+    allow, _deny = json.loads(attributes["Policy"])["Statement"]
+    assert allow["Resource"] == attributes["QueueArn"]
+    rules = [r["Name"] for r in replay.events.list_rules()["Rules"] if "karpenter" in r["Name"]]
+    assert len(rules) == 5
+    for rule in rules:
+        (target,) = replay.events.list_targets_by_rule(Rule=rule)["Targets"]
+        assert target["Arn"] == attributes["QueueArn"]

@@ -93,9 +93,11 @@ def test_every_resource_is_parented_to_its_component(stack):
         "agent-platform:infra:LoadBalancer",
         "agent-platform:infra:Registry",
         "agent-platform:infra:Addons",
+        "agent-platform:infra:Karpenter",
         "agent-platform:infra:Workload",
         "agent-platform:infra:Sinks",
         "agent-platform:infra:Monitoring",
+        "agent-platform:infra:Keda",
     }
 
 

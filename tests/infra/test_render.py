@@ -116,17 +116,21 @@ def test_the_prod_render_lists_the_cluster_its_add_ons_and_the_workload(tmp_path
         "1  eks:index:Cluster",
         "1  eks:index:ManagedNodeGroup",
         "2  aws:eks/addon:Addon",  # coredns, metrics-server
-        # load balancer controller, cluster autoscaler, kube-state-metrics, Fluent Bit
-        "4  kubernetes:helm.sh/v3:Release",
+        # load balancer controller, cluster autoscaler, kube-state-metrics, Fluent Bit, KEDA
+        "5  kubernetes:helm.sh/v3:Release",
         "2  kubernetes:apps/v1:Deployment",
         "1  kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding",
+        "2  kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "2  kubernetes:keda.sh/v1alpha1:TriggerAuthentication",
     ):
         assert line in result.stdout
     document = json.loads((tmp_path / "out" / "resources.json").read_text())
-    (secret,) = of_type(document, "kubernetes:core/v1:Secret")
-    assert secret["inputs"]["stringData"] == "[secret]"
+    secrets = of_type(document, "kubernetes:core/v1:Secret")  # the workload's, KEDA's Redis
+    assert [s["inputs"]["stringData"] for s in secrets] == ["[secret]", "[secret]"]
     assert document["outputs"]["kubeconfig"] == "[secret]"
-    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 19
+    # the workload's 19 objects, KEDA's 5 (two ScaledObjects, two TriggerAuthentications, their
+    # Secret), Karpenter's EC2NodeClass and its two NodePools
+    assert len(list((tmp_path / "out" / "manifests").iterdir())) == 27
 
 
 def test_dev_render_has_one_nat_gateway(tmp_path):

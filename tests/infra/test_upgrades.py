@@ -173,11 +173,15 @@ def test_the_upgrade_runbook_moves_control_plane_add_ons_and_nodes_by_one_minor(
         "cluster-eks",  # control plane, vpc-cni and kube-proxy
         "cluster-coredns",  # metrics-server's pin is the same build on both minors
         "cluster-general",  # node group: version and AMI release
-        "addons-cluster-autoscaler",  # its image minor follows the cluster's
+        "karpenter-node-class",  # its AMI alias: the same AL2023 build as the system group
         "workload-namespace",  # the Pod Security Standard version enforced
     }
     nodes = after[(NODES, "cluster-general")]
     assert (nodes["version"], nodes["releaseVersion"]) == ("1.36", "1.36.3-20260903")
+    # Karpenter's nodes drift to the same AMI build and are replaced within their budgets.
+    node_class = ("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "karpenter-node-class")
+    assert before[node_class]["spec"]["amiSelectorTerms"] == [{"alias": "al2023@v20260714"}]
+    assert after[node_class]["spec"]["amiSelectorTerms"] == [{"alias": "al2023@v20260903"}]
     # The order a single `pulumi up` takes: control plane, then the node group (rolling, PDBs
     # respected) beside vpc-cni and kube-proxy, then CoreDNS and metrics-server.
     cluster, nodes = after_graph.one(CLUSTER), after_graph.one(NODES)

@@ -166,6 +166,24 @@ def hpa(target: str = "agent-api"):
     )
 
 
+def scaled_object(target: str = "agent-api", kind: str | None = None):
+    """A KEDA ScaledObject scaling `target` (scaleTargetRef.kind left to its default)."""
+    ref = {"name": target, **({"kind": kind} if kind else {})}
+    inputs = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "agent-api", "namespace": "agent"},
+        "spec": {"scaleTargetRef": ref, "triggers": [{"type": "cpu", "metadata": {}}]},
+    }
+    return resource(
+        STACK,
+        "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "agent-api-scaledobject",
+        inputs,
+        parent_type=WORKLOAD_PARENT,
+    )
+
+
 def pdb(match_labels: dict[str, str] | None = None):
     """A PDB selecting the API pods (or `match_labels`)."""
     inputs = {

@@ -87,7 +87,40 @@ def _with_default_tags(tags: dict[str, str] | None) -> PolicyGraph:
     return dev().with_inputs("aws", defaultTags=encoded)
 
 
+def _node_class(graph: PolicyGraph, **changes) -> PolicyGraph:
+    """`graph` with the EC2NodeClass spec changed (dotted keys: metadataOptions.httpTokens)."""
+    spec = json.loads(json.dumps(graph.named("karpenter-node-class").raw_inputs["spec"]))
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = spec
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[last] = value
+    return graph.with_inputs("karpenter-node-class", spec=spec)
+
+
+def _pool_without_limits(graph: PolicyGraph, pool: str) -> PolicyGraph:
+    spec = {**graph.named(f"karpenter-pool-{pool}").raw_inputs["spec"], "limits": {"cpu": "8"}}
+    return graph.with_inputs(f"karpenter-pool-{pool}", spec=spec)
+
+
 CASES = [
+    # Karpenter
+    Case("node-class-imdsv1", "karpenter-node-class-hardened",
+         lambda: _node_class(dev(), metadataOptions__httpTokens="optional"),
+         "karpenter-node-class", "httpTokens='required'"),
+    Case("node-class-hop-2", "karpenter-node-class-hardened",
+         lambda: _node_class(dev(), metadataOptions__httpPutResponseHopLimit=2),
+         "karpenter-node-class", "httpPutResponseHopLimit=1"),
+    Case("node-class-unencrypted", "karpenter-node-class-hardened",
+         lambda: _node_class(dev(), blockDeviceMappings__0__ebs__encrypted=False),
+         "karpenter-node-class", "/dev/xvda unencrypted"),
+    Case("node-class-default-volume", "karpenter-node-class-hardened",
+         lambda: _node_class(dev(), blockDeviceMappings=[]),
+         "karpenter-node-class", "declares no blockDeviceMappings"),
+    Case("prod-pool-no-memory-limit", "prod-node-pool-limits",
+         lambda: _pool_without_limits(prod(), "workers"),
+         "karpenter-pool-workers", "no memory limit"),
     # Encryption at rest
     Case("rds-unencrypted", "rds-storage-encrypted",
          lambda: dev().with_inputs("database-instance", storageEncrypted=False),

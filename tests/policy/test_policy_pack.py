@@ -44,7 +44,7 @@ def test_main_builds_the_pack_with_every_policy(monkeypatch):
 
 def test_policy_names_are_unique_and_kebab_case():
     names = [p.name for p in ALL_POLICIES]
-    assert len(names) == len(set(names)) == 32
+    assert len(names) == len(set(names)) == 34
     assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", n) for n in names)
 
 

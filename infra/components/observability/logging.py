@@ -83,6 +83,8 @@ def fluent_bit_values(
             "requests": {"cpu": "50m", "memory": "64Mi"},
             "limits": {"memory": "250Mi"},
         },
+        # A log collector runs on every node, also on tainted ones (Karpenter's workers pool).
+        "tolerations": [{"operator": "Exists"}],
     }
 
 

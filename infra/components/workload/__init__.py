@@ -8,6 +8,9 @@ It is made of four parts, each a component of its own:
 - `Api` (api.py): Deployment, HPA, PDB, Service and TargetGroupBinding;
 - `Worker` (worker.py): Deployment, HPA and PDB.
 
+KEDA's ScaledObjects, which adopt both HPAs, are `PodAutoscaling` (autoscaling.py), wired by
+infra/autoscaling.py once the metrics workspace exists.
+
 A rollout goes: policies and identity, configuration, the migration Job (the Deployments wait
 for it to succeed), then the Deployments. This module also maps the stack's workload settings
 and the platform's endpoints to the service's environment.
@@ -73,6 +76,7 @@ def service_settings(settings: WorkloadConfig) -> dict[str, str]:
     env = {
         "AGENT_TYPE": settings.agent_type,
         "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
+        "WORKER_CONCURRENCY": str(settings.worker_concurrency),
         "MODEL_BACKEND": settings.model_backend,
         "LOG_LEVEL": settings.log_level,
     }
@@ -121,6 +125,9 @@ class Workload(pulumi.ComponentResource):
     service_name: str
     role_arn: pulumi.Output[str]
     api_keys: pulumi.Output[str]  # secret: the keys clients present
+    api: Api  # .scaled: the Deployment and HPA a ScaledObject takes over
+    worker: Worker
+    namespace_object: pulumi.Resource  # the Namespace `namespace`
 
     def __init__(self, name: str, args: WorkloadArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agent-platform:infra:Workload", name, None, opts)
@@ -172,7 +179,7 @@ class Workload(pulumi.ComponentResource):
         )
         after_migration = [*before_pods, migration.job]
         env_from = [foundation.config_ref, foundation.secret_ref]
-        Api(
+        self.api = Api(
             name,
             ApiArgs(
                 image=args.image,
@@ -190,7 +197,7 @@ class Workload(pulumi.ComponentResource):
             self,
             child,
         )
-        Worker(
+        self.worker = Worker(
             name,
             WorkerArgs(
                 image=args.image,
@@ -210,6 +217,7 @@ class Workload(pulumi.ComponentResource):
             child,
         )
         self.namespace = NAMESPACE
+        self.namespace_object = foundation.namespace
         self.service_name = "agent-api"
         self.role_arn = foundation.role.arn
         self.api_keys = foundation.api_keys

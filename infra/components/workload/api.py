@@ -20,6 +20,7 @@ from infra.components.workload import pods
 from infra.components.workload.common import (
     API,
     COMMANDS,
+    Autoscaled,
     Scaling,
     autoscaled_deployment,
     metadata,
@@ -47,7 +48,7 @@ class ApiArgs:
 class Api(pulumi.ComponentResource):
     """`agent-api` behind the ALB."""
 
-    deployment: k8s.apps.v1.Deployment
+    scaled: Autoscaled  # the Deployment and its HPA
 
     def __init__(
         self,
@@ -92,7 +93,7 @@ class Api(pulumi.ComponentResource):
         )
         # The controller injects the target-health readiness gate only into pods created once a
         # binding refers to their Service: the pods come after it.
-        self.deployment = autoscaled_deployment(
+        self.scaled = autoscaled_deployment(
             self, workload, name, "api", container, args.scaling, args.image_version,
             [*args.after, binding], args.namespace,
         )  # fmt: skip

@@ -63,6 +63,14 @@ class Scaling:
     memory_target: int
 
 
+@dataclass(frozen=True)
+class Autoscaled:
+    """A Deployment and the HPA Pulumi made for it before KEDA (kept for one release)."""
+
+    deployment: k8s.apps.v1.Deployment
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler
+
+
 def autoscaled_deployment(
     part: pulumi.Resource,
     workload: pulumi.Resource,
@@ -73,8 +81,15 @@ def autoscaled_deployment(
     version: str,
     after: Sequence[pulumi.Resource],
     namespace: pulumi.Resource,
-) -> k8s.apps.v1.Deployment:
-    """`agent-<component>`: its Deployment (after `after`), HPA and PodDisruptionBudget."""
+) -> Autoscaled:
+    """`agent-<component>`: its Deployment (after `after`), HPA and PodDisruptionBudget.
+
+    The HPA is the one a KEDA ScaledObject (workload/autoscaling.py) adopts under the same name.
+    It stays in the program for one release so existing stacks keep an HPA until KEDA owns it:
+    `retain_on_delete` makes its later removal from the program leave the object (KEDA's by
+    then) in the cluster, and Pulumi no longer updates what KEDA now writes (`ignore_changes`).
+    New stacks create it too, then the ScaledObject, which adopts it at once.
+    """
     object_name = f"agent-{component}"
     deployment = k8s.apps.v1.Deployment(
         f"{name}-{component}",
@@ -82,7 +97,7 @@ def autoscaled_deployment(
         spec=pods.deployment_spec(component, container, SERVICE_ACCOUNT, version),
         opts=moved(part, workload, after),
     )
-    k8s.autoscaling.v2.HorizontalPodAutoscaler(
+    hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
         f"{name}-{component}-hpa",
         metadata=metadata(object_name, component, version),
         spec=pods.hpa_spec(
@@ -92,7 +107,10 @@ def autoscaled_deployment(
             scaling.cpu_target,
             scaling.memory_target,
         ),
-        opts=moved(part, workload, [deployment]),
+        opts=pulumi.ResourceOptions.merge(
+            moved(part, workload, [deployment]),
+            pulumi.ResourceOptions(retain_on_delete=True, ignore_changes=["metadata", "spec"]),
+        ),
     )
     k8s.policy.v1.PodDisruptionBudget(
         f"{name}-{component}-pdb",
@@ -100,4 +118,4 @@ def autoscaled_deployment(
         spec=pods.pdb_spec(component),
         opts=moved(part, workload, [namespace]),
     )
-    return deployment
+    return Autoscaled(deployment, hpa)

@@ -20,6 +20,12 @@ from infra import contract
 APP_NAME = "agent-service"
 NODE_POOL_LABEL = "agent-platform/pool"
 NODE_POOL = "general"
+# Karpenter's `workers` NodePool (spot allowed) carries this taint; only worker pods tolerate it.
+# They do not carry karpenter.sh/do-not-disrupt: a worker lives as long as its Deployment, so the
+# annotation would pin its node forever (no consolidation, no drift); on SIGTERM the worker
+# finishes or hands back its tasks instead (README: How it scales).
+WORKER_TAINT = {"key": "agent-platform/workers", "value": "true", "effect": "NoSchedule"}
+TOLERATIONS = {"worker": [{**WORKER_TAINT, "operator": "Equal"}]}
 TMP_SIZE_LIMIT = "256Mi"
 ZONE_KEY = "topology.kubernetes.io/zone"
 HOST_KEY = "kubernetes.io/hostname"
@@ -277,6 +283,9 @@ def deployment_spec(
                 "labels": labels(component, version),
                 "annotations": {"kubectl.kubernetes.io/default-container": component},
             },
-            "spec": pod_spec(service_account, [container], spread=selector(component)),
+            "spec": {
+                **pod_spec(service_account, [container], spread=selector(component)),
+                **({"tolerations": TOLERATIONS[component]} if component in TOLERATIONS else {}),
+            },
         },
     }

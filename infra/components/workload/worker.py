@@ -8,10 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from infra.components.workload import pods
-from infra.components.workload.common import COMMANDS, Scaling, autoscaled_deployment
+from infra.components.workload.common import (
+    COMMANDS,
+    Autoscaled,
+    Scaling,
+    autoscaled_deployment,
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class WorkerArgs:
 class Worker(pulumi.ComponentResource):
     """`agent-worker`: runs the queued tasks."""
 
-    deployment: k8s.apps.v1.Deployment
+    scaled: Autoscaled  # the Deployment and its HPA
 
     def __init__(
         self,
@@ -48,7 +52,7 @@ class Worker(pulumi.ComponentResource):
             list(args.env_from),
             **pods.worker_container_extras(),
         )
-        self.deployment = autoscaled_deployment(
+        self.scaled = autoscaled_deployment(
             self, workload, name, "worker", container, args.scaling, args.image_version,
             args.after, args.namespace,
         )  # fmt: skip

@@ -27,6 +27,11 @@ from infra.config.spec import (
 )
 
 NODE_GROUP_MAX_SIZE = 450  # EKS managed node group quota
+KARPENTER = "karpenter"
+CLUSTER_AUTOSCALER = "cluster-autoscaler"
+NODE_AUTOSCALERS = (KARPENTER, CLUSTER_AUTOSCALER)
+NODE_POOL_MAX_CPU = 10000  # vCPUs per NodePool: a backstop, far above any EC2 quota here
+NODE_POOL_MAX_MEMORY_GIB = 80000
 MAX_PUBLIC_ACCESS_CIDRS = 40  # EKS quota L-93A74D60, not adjustable
 
 
@@ -86,6 +91,41 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
         check=RETENTION,
         help="Days control-plane logs (api, audit, authenticator) are kept.",
     )
+    node_autoscaler: Text = key(
+        "nodeAutoscaler",
+        default=KARPENTER,
+        check=one_of(*NODE_AUTOSCALERS),
+        help="What adds and removes nodes. karpenter: Karpenter NodePools (api on-demand, "
+        "workers spot or on-demand) launch right-sized nodes; the managed node group becomes the "
+        "system group (labelled agent-platform/pool=system, held at nodeDesiredSize). "
+        "cluster-autoscaler: the managed node group runs everything and Cluster Autoscaler "
+        "scales it. Switching updates the node group in place (labels, tags, size), never "
+        "replaces it (README: Nodes: Karpenter).",
+    )
+    node_pool_cpu_limit: Int = key(
+        "nodePoolCpuLimit",
+        dev=16,
+        staging=32,
+        prod=128,
+        check=between(1, NODE_POOL_MAX_CPU),
+        help="With karpenter: most vCPUs of the nodes each NodePool (api, workers) may run; "
+        "Karpenter launches nothing beyond it (a cost ceiling).",
+    )
+    node_pool_memory_limit_gib: Int = key(
+        "nodePoolMemoryLimitGib",
+        dev=64,
+        staging=128,
+        prod=512,
+        check=between(1, NODE_POOL_MAX_MEMORY_GIB),
+        help="With karpenter: most memory (GiB) of the nodes each NodePool may run.",
+    )
+    spot_service_linked_role: Bool = key(
+        "createSpotServiceLinkedRole",
+        default=False,
+        help="With karpenter: create the account's EC2 Spot service-linked role "
+        "(AWSServiceRoleForEC2Spot), which launching Spot nodes needs. Creating it fails when the "
+        "account already has it (one per account): true only in an account that never ran Spot.",
+    )
     node_instance_types: NonEmptyNames = key(
         "nodeInstanceTypes",
         dev=["t3.medium"],
@@ -97,7 +137,7 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
             "t3.larg",
             "m7g.large",
         ),
-        help="Instance types of the managed node group.",
+        help="Instance types of the managed node group (the system group with karpenter).",
     )
     node_capacity_type: Text = key(
         "nodeCapacityType",
@@ -115,7 +155,8 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
         prod=3,
         check=between(0, NODE_GROUP_MAX_SIZE),
         allowed="nodeMinSize..nodeMaxSize",
-        help="Nodes at creation (the cluster autoscaler owns it afterwards).",
+        help="Nodes at creation; with cluster-autoscaler it owns the count afterwards, with "
+        "karpenter the system group keeps this many.",
     )
     node_max_size: Int = key(
         "nodeMaxSize",
@@ -166,6 +207,11 @@ class ClusterConfig(Section, title="Cluster (EKS)"):
     def public_endpoint_cidrs(self) -> tuple[str, ...]:
         """The public endpoint's allow-list (empty for a private-only endpoint)."""
         return self.public_access_cidrs if self.endpoint_public_access else ()
+
+    @property
+    def karpenter(self) -> bool:
+        """Whether Karpenter scales the nodes (else Cluster Autoscaler scales the node group)."""
+        return self.node_autoscaler == KARPENTER
 
     @property
     def release(self) -> kubernetes.KubernetesRelease:

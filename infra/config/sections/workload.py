@@ -38,7 +38,7 @@ def _replicas(name: str, dev: int, staging: int, prod: int, what: str) -> int:
         staging=staging,
         prod=prod,
         check=between(1, 100),
-        help=f"HPA {what}.",
+        help=f"Autoscaling (KEDA ScaledObject) {what}.",
     )
 
 
@@ -51,13 +51,13 @@ class WorkloadConfig(Section, title="Workload"):
         "hpaCpuTarget",
         default=70,
         check=between(1, 100, " (percent)"),
-        help="HPA target CPU utilisation, percent of the request.",
+        help="Target CPU utilisation of the cpu trigger, percent of the request.",
     )
     hpa_memory_target: Int = key(
         "hpaMemoryTarget",
         default=80,
         check=between(1, 100, " (percent)"),
-        help="HPA target memory utilisation, percent of the request.",
+        help="Target memory utilisation of the memory trigger, percent of the request.",
     )
     cpu_request: Text = key(
         "cpuRequest",
@@ -74,8 +74,16 @@ class WorkloadConfig(Section, title="Workload"):
     cpu_limit: Text = key(
         "cpuLimit",
         default="1",
-        check=quantity("a Kubernetes CPU quantity >= cpuRequest", "0"),
-        help="CPU limit per pod.",
+        check=rule(
+            lambda v: 0 < (checks.quantity(v) or 0) <= 1,
+            "a Kubernetes CPU quantity >= cpuRequest and at most 1 (one service process per pod "
+            "uses one CPU; scale with replicas)",
+            "0",
+            "2",
+            "1500m",
+        ),
+        help="CPU limit per pod, at most 1: a pod runs one service process, which uses one CPU "
+        "at most; the unit of scale is the pod (apiMaxReplicas).",
     )
     memory_limit: Text = key(
         "memoryLimit",
@@ -94,6 +102,13 @@ class WorkloadConfig(Section, title="Workload"):
         default=100,
         check=between(1, 100_000),
         help="MAX_CONCURRENT_SESSIONS per pod.",
+    )
+    worker_concurrency: Int = key(
+        "workerConcurrency",
+        default=8,
+        check=between(1, 1000),
+        help="WORKER_CONCURRENCY: tasks one worker runs at once; also the worker's KEDA target "
+        "(queued + running tasks per worker).",
     )
     model_backend: Text = key(
         "modelBackend",

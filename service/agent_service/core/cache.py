@@ -68,7 +68,7 @@ class ResponseCache:
             self._count("error")
             return None
         try:
-            value = await self._redis.client.get(key)
+            value = await self._redis.call("GET", key)
         except REDIS_ERRORS as exc:
             self._redis.failed(exc)
             self._count("error")

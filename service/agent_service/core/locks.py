@@ -67,8 +67,8 @@ class SessionLocks:
         self._max_hold = max_hold_seconds
         self._redis = redis
         self._local: set[str] = set()
-        self._release = redis.client.register_script(_RELEASE) if redis else None
-        self._renew = redis.client.register_script(_RENEW) if redis else None
+        self._release = redis.script(_RELEASE) if redis else None
+        self._renew = redis.script(_RENEW) if redis else None
 
     def token(self, owner: str, session_id: uuid.UUID) -> LockToken:
         """A token to take the session's lock with: remote when Redis is worth trying."""

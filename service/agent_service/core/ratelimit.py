@@ -65,7 +65,7 @@ class RateLimiter:
         self.item = parse(rate)
         self._redis = redis
         self._memory: dict[str, _Window] = {}
-        self._script = redis.client.register_script(_HIT) if redis else None
+        self._script = redis.script(_HIT) if redis else None
 
     def _clock(self) -> tuple[int, float, float, float]:
         """(window index, seconds into it, previous window's weight, window length)."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
+
+from .redis_pipe import PipelinedRedis
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,14 @@ class RedisGate:
     attempt after the cooldown finds out whether Redis is back: recovery needs no restart.
     """
 
-    def __init__(self, client: redis.Redis, cooldown: float = 1.0) -> None:
+    def __init__(
+        self, client: redis.Redis, cooldown: float = 1.0, *, pipelined: bool = False
+    ) -> None:
         self.client = client
+        self._pipe = None
+        if pipelined:
+            timeout = client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
+            self._pipe = PipelinedRedis(client, timeout)
         self._cooldown = cooldown
         self._down_until = 0.0
         self._down = False
@@ -71,4 +81,32 @@ class RedisGate:
             log.info("redis available again")
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.close()
         await self.client.aclose()
+
+    async def call(self, *args: Any) -> Any:
+        """One command whose reply is used raw (GET, EVALSHA): on the pipelined connection
+        (core/redis_pipe.py; the API's chat path, `pipelined=True`), else on the client."""
+        if self._pipe is not None:
+            return await self._pipe.call(*args)
+        return await self.client.execute_command(*args)
+
+    def script(self, source: str) -> Script:
+        return Script(self, source)
+
+
+class Script:
+    """A Lua script run by its SHA1 (EVALSHA through RedisGate.call), loaded on NOSCRIPT."""
+
+    def __init__(self, gate: RedisGate, source: str) -> None:
+        self._gate = gate
+        self._source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
+
+    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._gate.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # A restarted or failed-over server: EVAL runs it and caches it again.
+            return await self._gate.call("EVAL", self._source, len(keys), *keys, *args)

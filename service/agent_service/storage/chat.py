@@ -1,6 +1,6 @@
 """The chat path's statements: read a session with its recent history, store an exchange
 against the fence. Built once (constructing a statement per call costs more than running it)
-and, on PostgreSQL, run through asyncpg directly (see db.driver)."""
+and, on PostgreSQL, run through asyncpg directly (see db.fetch)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import autocommit, connect, driver, transactional
+from .db import autocommit, connect, fetch, transactional
 from .repositories import utcnow
 from .tables import messages, sessions
 
@@ -53,7 +53,7 @@ _FENCE = (
     .values(turns=sessions.c.turns + 1)
 )
 
-# The same statements as asyncpg runs them on PostgreSQL (see db.driver): compiled from the
+# The same statements as asyncpg runs them on PostgreSQL (see db.fetch): compiled from the
 # statement above, and the fenced two-row insert written out ($1 session, $2 user text,
 # $3 reply, $4 time, $5 the turn count the prompt was built from). The UPDATE takes the
 # session's row lock, and a concurrent one re-checks `turns` once that lock is free (READ
@@ -99,8 +99,7 @@ class ChatRepository:
         one statement."""
         params = {"sid": session_id, "owner": owner, "n": history}
         if self._pg:
-            async with driver(self._engine) as raw:
-                rows = await raw.fetch(_PG_LOAD_SQL, *(params[p] for p in _PG_LOAD_PARAMS))
+            rows = await fetch(self._engine, _PG_LOAD_SQL, *(params[p] for p in _PG_LOAD_PARAMS))
         else:
             async with connect(self._engine) as conn:
                 rows = (await conn.execute(_LOAD_FOR_CHAT, params)).all()
@@ -118,8 +117,9 @@ class ChatRepository:
         another exchange was stored meanwhile or the session is gone."""
         now = utcnow()
         if self._pg:
-            async with driver(self._engine) as raw:
-                rows = await raw.fetch(_PG_APPEND_SQL, session_id, user_content, reply, now, fence)
+            rows = await fetch(
+                self._engine, _PG_APPEND_SQL, session_id, user_content, reply, now, fence
+            )
         else:
             values = [
                 {"session_id": session_id, "role": role, "content": text, "created_at": now}
