@@ -25,7 +25,7 @@ REDIS_PORT ?= 6390
 export PG_PORT REDIS_PORT
 SERVICES := bash scripts/local-services.sh
 
-.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench lint image-smoke image-redeploy clean tools
+.PHONY: help setup up preview destroy render verify serve test test-infra test-service policy services services-stop bench mutation lint image-smoke image-redeploy clean tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -122,6 +122,14 @@ image-redeploy: $(VENV)/.installed ## one tree built 5 ways with buildah, each p
 # writes bench/results/<date>.json (~3 minutes). BENCH_ARGS: see `python -m bench --help`.
 bench: $(VENV)/.installed ## load and capacity benchmarks (prints figures; fault tests run in make test)
 	$(SERVICES) run $(PY) -m bench $(BENCH_ARGS)
+
+# Not part of `make test`: mutmut mutates the service's cache, rate limiter, Redis gate, session
+# locks and task path and runs the in-process service tests against each mutant, two at a time,
+# for at most MUTATION_BUDGET seconds (a stopped run goes on where it stopped). Prints the score
+# and the survivors. See README "Mutation testing".
+MUTATION_BUDGET ?= 3000
+mutation: $(VENV)/.installed ## mutation testing of the core and task path: score and survivors (~50 min)
+	MUTATION_BUDGET=$(MUTATION_BUDGET) $(SERVICES) run bash scripts/mutation.sh $(MUTANTS)
 
 lint: setup ## ruff, hadolint, shellcheck and the workflow schemas
 	$(VENV)/bin/ruff check .

@@ -75,9 +75,17 @@ def migrate(url: str) -> None:
         raise RuntimeError(f"migration failed:\n{done.stdout}\n{done.stderr}")
 
 
-def create_database(admin_url: str, prefix: str = "agent_bench", migrated: bool = True) -> str:
-    """A new database on `admin_url`'s server (migrated to head unless told not to); its URL."""
+def create_database(
+    admin_url: str, prefix: str = "agent_bench", migrated: bool = True, template: str = ""
+) -> str:
+    """A new database on `admin_url`'s server (migrated to head unless told not to); its URL.
+
+    With `template` (a migrated database's name) a migrated database is a copy of it: a tenth
+    of a second instead of the migration's seconds (the mutation run creates one per mutant)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    if migrated and template:
+        _run_admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return with_database(admin_url, name)
     _run_admin(admin_url, f'CREATE DATABASE "{name}"')
     url = with_database(admin_url, name)
     if migrated:

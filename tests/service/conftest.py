@@ -25,6 +25,8 @@ TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://agent:agent@127.0.0.1:5433/agent"
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6390/0")
+# A migrated database to copy instead of migrating each new one (scripts/mutation.sh sets it).
+TEMPLATE_DATABASE = os.environ.get("TEST_TEMPLATE_DATABASE", "")
 REDIS_DBS = range(8, 16)  # indexes these tests may claim and flush, one per test run
 KEY, OTHER_KEY = "test-key", "other-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -49,7 +51,9 @@ def throwaway_database() -> Iterator[Callable[..., str]]:
 
     def make(migrated: bool = False) -> str:
         try:
-            url = storage.create_database(TEST_DATABASE_URL, "agent_test", migrated=migrated)
+            url = storage.create_database(
+                TEST_DATABASE_URL, "agent_test", migrated=migrated, template=TEMPLATE_DATABASE
+            )
         except storage.Unreachable as exc:
             pytest.fail(str(exc))
         created.append(url)

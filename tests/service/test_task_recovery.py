@@ -1,7 +1,9 @@
 """Tasks survive what Redis can lose, against real PostgreSQL and Redis: the streams and the group
 (FLUSHDB on this run's Redis DB index is Redis restarted empty), a lost queue entry, a dead
 worker's lost pending entry, an acknowledgement cut by an outage; graceful give-backs are not
-failed attempts; several reconcilers at once hand each task out once."""
+failed attempts; several reconcilers at once hand each task out once. At the end, the
+reconciler's decisions with a recording repository and queue: which queued tasks count as lost
+per priority, and how a pass goes on in batches."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import asyncio
 import gc
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
-from agent_service.core.queue import STREAMS, RedisTaskQueue
+from agent_service.core.queue import STREAMS, Position, RedisTaskQueue
 from agent_service.core.reconciler import Reconciler
 from agent_service.storage.task_repository import TaskRepository
 
@@ -189,3 +193,86 @@ async def test_an_acknowledgement_lost_to_a_redis_outage_is_handled(
         1,
         "gated: finish me in the dark",
     )
+
+
+# --- the reconciler's decisions ------------------------------------------------------------
+
+IDLE = 30
+
+
+class RecordingRepo:
+    def __init__(self, batches: list[int]) -> None:
+        self.batches = batches
+        self.calls: list[tuple[dict, int, datetime]] = []
+
+    async def hand_out_again(self, queued_before: dict, limit: int, now: datetime) -> list:
+        self.calls.append((queued_before, limit, now))
+        size = self.batches.pop(0) if self.batches else 0
+        return [SimpleNamespace(id=uuid.uuid4(), priority="normal") for _ in range(size)]
+
+
+class RecordingQueue:
+    def __init__(self, positions: dict) -> None:
+        self._positions = positions
+        self.enqueued: list[list] = []
+
+    async def positions(self) -> dict:
+        return self._positions
+
+    async def enqueue_many(self, tasks) -> None:
+        self.enqueued.append(list(tasks))
+
+
+async def _bounds(positions: dict) -> tuple[dict, datetime]:
+    repo = RecordingRepo([0])
+    before = datetime.now(UTC)
+    assert await Reconciler(repo, RecordingQueue(positions), IDLE).run_once() == 0
+    [(queued_before, limit, now)] = repo.calls
+    assert before <= now <= datetime.now(UTC)
+    assert limit == 500
+    return queued_before, now
+
+
+async def test_without_a_stream_or_anything_waiting_the_idle_bound_alone_counts() -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    queued_before, now = await _bounds({"high": None, "normal": Position(long_ago, 0)})
+    assert queued_before == {
+        "high": now - timedelta(seconds=IDLE),
+        "normal": now - timedelta(seconds=IDLE),
+    }
+    queued_before, now = await _bounds({"normal": Position(long_ago, None)})
+    assert queued_before["normal"] == now - timedelta(seconds=IDLE)
+    assert queued_before["high"] == now - timedelta(seconds=IDLE)  # no position: lost
+
+
+async def test_with_entries_waiting_only_tasks_queued_before_the_read_position_count() -> None:
+    now = datetime.now(UTC)
+    read_to = now - timedelta(seconds=100)
+    queued_before, now = await _bounds({"high": Position(read_to, 3), "normal": None})
+    # One second of room for the clocks of Redis and the API pod.
+    assert queued_before["high"] == read_to - timedelta(seconds=1)
+    # A group that read recently: the idle bound is the earlier one.
+    recent = now - timedelta(seconds=5)
+    queued_before, now = await _bounds({"high": Position(recent, 3), "normal": None})
+    assert queued_before["high"] == now - timedelta(seconds=IDLE)
+
+
+@pytest.mark.parametrize(
+    ("batches", "calls"), [([2, 2, 1], 3), ([2, 2, 0], 3), ([1], 1), ([25], 2)]
+)
+async def test_a_pass_goes_on_until_a_batch_comes_back_short(
+    batches: list[int], calls: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent_service.core.reconciler")
+    repo, queue = RecordingRepo(list(batches)), RecordingQueue({"high": None, "normal": None})
+    assert await Reconciler(repo, queue, IDLE, batch=2).run_once() == sum(batches)
+    assert len(repo.calls) == calls
+    assert {limit for _, limit, _ in repo.calls} == {2}
+    assert [len(b) for b in queue.enqueued] == [n for n in batches if n]
+    assert all(isinstance(t, uuid.UUID) and p == "normal" for b in queue.enqueued for t, p in b)
+    assert [(r.getMessage(), r.count) for r in caplog.records] == [
+        ("tasks handed out again", n) for n in batches if n
+    ]
+    first = caplog.records[0]
+    assert first.task_ids == [str(t) for t, _ in queue.enqueued[0]][:20]  # at most 20 a line
+    assert len(first.task_ids) == min(batches[0], 20)
