@@ -34,7 +34,7 @@ die() { echo "local-services: error: $*" >&2; exit 1; }
 
 pg_bindir() {
   if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
-    pg_config --bindir; return
+    pg_config --bindir; return 0
   fi
   local d
   d=$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '\*' | sort -V | tail -n 1)
@@ -90,7 +90,7 @@ free_port() {  # free_port KIND WANTED: the wanted port, or the next one nothing
   local port=$2 last=$(($2 + PORT_TRIES))
   while [ "$port" -le "$last" ]; do
     if ! port_in_use "$port"; then
-      echo "$port"; return
+      echo "$port"; return 0
     fi
     say "port $port is held by $(describe_holder "$1" "$port"): not using it" >&2
     port=$((port + 1))
@@ -110,7 +110,7 @@ start_pg() {
   BIN=$(pg_bindir)
   if PG_PORT=$(pg_port_of_ours); then
     say "postgresql of this checkout already running on 127.0.0.1:$PG_PORT"
-    return
+    return 0
   fi
   mkdir -p "$PG_RUN"
   echo "$ROOT" >"$PG_DIR/OWNER"
@@ -164,7 +164,9 @@ redis_port_of_ours() {
   local port
   if [ -s "$REDIS_DIR/port" ]; then
     port=$(cat "$REDIS_DIR/port")
-    [ "$(redis_dir_on "$port")" = "$REDIS_DIR" ] && { echo "$port"; return; }
+    # return 0, not a bare return: in the EXIT trap a bare return gives the status the command
+    # exited with, and a failed test run would leave its Redis running.
+    [ "$(redis_dir_on "$port")" = "$REDIS_DIR" ] && { echo "$port"; return 0; }
   fi
   # A server of this checkout started before the port was recorded (by hand, or an older
   # version of this script) still says it keeps its data here: adopt it.
@@ -176,7 +178,7 @@ redis_port_of_ours() {
 start_redis() {
   if REDIS_PORT=$(redis_port_of_ours); then
     say "redis of this checkout already running on 127.0.0.1:$REDIS_PORT"
-    return
+    return 0
   fi
   mkdir -p "$REDIS_DIR"
   echo "$ROOT" >"$STATE/OWNER"
@@ -196,7 +198,7 @@ start_redis() {
       echo "$REDIS_PORT" >"$REDIS_DIR/port"
       STARTED_REDIS=1
       say "redis of this checkout running on 127.0.0.1:$REDIS_PORT"
-      return
+      return 0
     fi
     REDIS_PORT=$((REDIS_PORT + 1))
   done

@@ -183,10 +183,14 @@ def test_run_stops_what_it_started_and_leaves_running_servers_alone(checkouts, w
         a.services("stop")
 
 
-def test_run_passes_on_the_exit_status_of_the_command(checkouts):
+def test_run_passes_on_the_exit_status_of_the_command_and_still_stops_both(checkouts, wanted):
     a, _ = checkouts
     done = subprocess.run(
         ["bash", str(a.root / "scripts" / "local-services.sh"), "run", "bash", "-c", "exit 7"],
         capture_output=True, text=True, timeout=180, check=False, env={**os.environ, **a.ports},
     )  # fmt: skip
     assert done.returncode == 7, done.stdout + done.stderr
+    # A failed test run must not leave a server behind: in the EXIT trap a bare `return`
+    # answers with the command's status, which once made Redis look like another's.
+    assert "redis of this checkout stopped" in done.stderr + done.stdout
+    assert not listening(int(wanted["PG_PORT"])) and not listening(int(wanted["REDIS_PORT"]))
